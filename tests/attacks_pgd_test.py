@@ -1,0 +1,211 @@
+"""Tests of tf_atalp.attacks.pgd: invariants and a hand-derived FGSM."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from tf_atalp import attacks
+from tf_atalp.attacks import PGDConfig
+
+NUM_CLASSES = 3
+IMAGE_SHAPE = (6, 6, 3)
+
+
+def linear_model(seed=0):
+    """logits = flatten(x) @ W + b, with fixed random W and b."""
+    rng = np.random.default_rng(seed)
+    inputs = keras.Input(IMAGE_SHAPE)
+    dense = keras.layers.Dense(NUM_CLASSES)
+    logits = dense(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, logits)
+    weights = rng.normal(size=(int(np.prod(IMAGE_SHAPE)), NUM_CLASSES)).astype(np.float32)
+    bias = rng.normal(size=NUM_CLASSES).astype(np.float32)
+    dense.set_weights([weights, bias])
+    return model, weights, bias
+
+
+def conv_model(seed=0):
+    """A small conv net with BatchNorm and a dict output."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(IMAGE_SHAPE)
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    features = keras.layers.ReLU()(x)
+    logits = keras.layers.Dense(NUM_CLASSES)(keras.layers.GlobalAveragePooling2D()(features))
+    return keras.Model(inputs, {"logits": logits, "conv2_x": features})
+
+
+def batch(seed=0, n=16):
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(size=(n, *IMAGE_SHAPE)).astype(np.float32)
+    labels = rng.integers(0, NUM_CLASSES, size=n).astype(np.int32)
+    return images, labels
+
+
+class PGDTest(tf.test.TestCase, parameterized.TestCase):
+
+    @parameterized.product(
+        objective=["cross_entropy", "margin"], random_start=[True, False],
+        targeted=[False, True], epsilon=[0.0, 0.05, 0.3])
+    def test_stays_in_epsilon_ball_and_unit_range(self, objective, random_start, targeted,
+                                                  epsilon):
+        model = conv_model()
+        images, labels = batch()
+        target = (labels + 1) % NUM_CLASSES if targeted else None
+        adversarial = attacks.pgd(
+            model, images, labels, epsilon=epsilon, step_size=0.1, iterations=5,
+            random_start=random_start, objective=objective, targeted=targeted,
+            target_labels=target).numpy()
+        self.assertLessEqual(np.abs(adversarial - images).max(), epsilon + 1e-6)
+        self.assertGreaterEqual(adversarial.min(), 0.0)
+        self.assertLessEqual(adversarial.max(), 1.0)
+        self.assertEqual(adversarial.dtype, np.float32)
+
+    @parameterized.parameters("cross_entropy", "margin")
+    def test_raises_the_objective(self, objective):
+        model, _, _ = linear_model()
+        images, labels = batch()
+        adversarial = attacks.pgd(model, images, labels, epsilon=0.05, step_size=0.01,
+                                  iterations=10, objective=objective)
+        objective_fn = (attacks.cross_entropy_objective if objective == "cross_entropy"
+                        else attacks.margin_objective)
+        before = objective_fn(model(images), labels)
+        after = objective_fn(model(adversarial), labels)
+        self.assertTrue(np.all(after.numpy() >= before.numpy() - 1e-5))
+        self.assertGreater(float(tf.reduce_mean(after - before)), 0.1)
+
+    def test_targeted_lowers_target_loss(self):
+        model, _, _ = linear_model()
+        images, labels = batch()
+        target = (labels + 1) % NUM_CLASSES
+        adversarial = attacks.pgd(model, images, labels, 0.1, 0.02, 10,
+                                  targeted=True, target_labels=target)
+        before = attacks.cross_entropy_objective(model(images), target)
+        after = attacks.cross_entropy_objective(model(adversarial), target)
+        self.assertLess(float(tf.reduce_mean(after)), float(tf.reduce_mean(before)))
+
+    def test_fgsm_on_linear_model_matches_hand_derivation(self):
+        model, weights, bias = linear_model()
+        images, labels = batch()
+        epsilon = 0.07
+        flat = images.reshape(len(images), -1)
+        logits = flat @ weights + bias
+        probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        # d CE / d x = W (softmax - onehot), per example.
+        gradient = (probabilities - np.eye(NUM_CLASSES)[labels]) @ weights.T
+        expected = np.clip(flat + epsilon * np.sign(gradient), 0.0, 1.0).reshape(images.shape)
+        self.assertAllClose(attacks.fgsm(model, images, labels, epsilon), expected, atol=1e-6)
+
+    def test_margin_objective_by_hand(self):
+        logits = tf.constant([[1.0, 3.0, 2.0], [5.0, -1.0, 0.0]])
+        self.assertAllClose(attacks.margin_objective(logits, tf.constant([1, 2])), [-1.0, 5.0])
+
+    def test_zero_iterations_returns_start_point(self):
+        model = conv_model()
+        images, labels = batch()
+        self.assertAllClose(attacks.pgd(model, images, labels, 0.1, 0.01, 0, random_start=False),
+                            images)
+
+    def test_seed_makes_random_start_reproducible(self):
+        model = conv_model()
+        images, labels = batch()
+        first = attacks.pgd(model, images, labels, 0.1, 0.01, 2, seed=3)
+        second = attacks.pgd(model, images, labels, 0.1, 0.01, 2, seed=3)
+        third = attacks.pgd(model, images, labels, 0.1, 0.01, 2, seed=4)
+        self.assertAllClose(first, second)
+        self.assertNotAllClose(first, third)
+
+    def test_batchnorm_statistics_untouched_by_default(self):
+        model = conv_model()
+        images, labels = batch()
+        before = [w.numpy().copy() for w in model.non_trainable_weights]
+        attacks.pgd(model, images * 5.0 % 1.0, labels, 0.1, 0.01, 3)
+        for old, new in zip(before, model.non_trainable_weights):
+            self.assertAllClose(old, new)
+
+    def test_training_mode_attack_updates_batchnorm(self):
+        model = conv_model()
+        images, labels = batch()
+        before = [w.numpy().copy() for w in model.non_trainable_weights]
+        attacks.pgd(model, images, labels, 0.1, 0.01, 3, training=True)
+        changed = [not np.allclose(old, new.numpy())
+                   for old, new in zip(before, model.non_trainable_weights)]
+        self.assertTrue(any(changed))
+
+    def test_works_inside_tf_function_and_with_xla(self):
+        model, _, _ = linear_model()
+        images, labels = batch()
+        expected = attacks.pgd(model, images, labels, 0.05, 0.01, 4, random_start=False)
+
+        @tf.function
+        def attack(x, y):
+            return attacks.pgd(model, x, y, 0.05, 0.01, 4, random_start=False)
+
+        self.assertAllClose(attack(images, labels), expected, atol=1e-6)
+        self.assertAllClose(
+            attacks.pgd(model, images, labels, 0.05, 0.01, 4, random_start=False,
+                        jit_compile=True), expected, atol=1e-5)
+
+    def test_no_gradient_raises(self):
+        images, labels = batch()
+
+        def constant_model(x, training=False):
+            return tf.ones([tf.shape(x)[0], NUM_CLASSES])
+
+        with self.assertRaisesRegex(ValueError, "no gradient with respect to the input"):
+            attacks.pgd(constant_model, images, labels, 0.1, 0.01, 2)
+
+    def test_bad_arguments_raise(self):
+        model = conv_model()
+        images, labels = batch()
+        with self.assertRaisesRegex(ValueError, r"`epsilon` must be in \[0, 1\]"):
+            attacks.pgd(model, images, labels, -0.1, 0.01, 2)
+        with self.assertRaisesRegex(ValueError, "`iterations` must be >= 0"):
+            attacks.pgd(model, images, labels, 0.1, 0.01, -1)
+        with self.assertRaisesRegex(ValueError, "`objective` must be one of"):
+            attacks.pgd(model, images, labels, 0.1, 0.01, 2, objective="hinge")
+        with self.assertRaisesRegex(ValueError, "needs `target_labels`"):
+            attacks.pgd(model, images, labels, 0.1, 0.01, 2, targeted=True)
+        with self.assertRaisesRegex(ValueError, r"\[N, H, W, C\]"):
+            attacks.pgd(model, images[0], labels, 0.1, 0.01, 2)
+        with self.assertRaisesRegex(ValueError, "needs `random_start=True`"):
+            PGDConfig(0.1, 0.01, 2, random_start=False, restarts=2)
+
+
+class PGDTraceTest(tf.test.TestCase):
+
+    def test_trace_matches_separate_runs(self):
+        model, _, _ = linear_model()
+        images, labels = batch(n=64)
+        config = PGDConfig(0.05, 0.005, 12, random_start=False)
+        trace = attacks.pgd_with_trace(model, images, labels, config, record_at=[0, 4, 12])
+        self.assertEqual(trace.correct_at.shape, (3, 64))
+        for row, steps in enumerate([0, 4, 12]):
+            adversarial = attacks.pgd(model, images, labels, 0.05, 0.005, steps,
+                                      random_start=False)
+            correct = np.argmax(model(adversarial), axis=1) == labels
+            self.assertAllEqual(trace.correct_at[row], correct)
+        self.assertAllClose(trace.adversarial_images, adversarial)
+
+    def test_ever_misclassified_covers_every_recorded_iterate(self):
+        model, _, _ = linear_model()
+        images, labels = batch(n=64)
+        trace = attacks.pgd_with_trace(model, images, labels, PGDConfig(0.1, 0.01, 10),
+                                       record_at=range(11))
+        any_wrong = np.logical_not(trace.correct_at.numpy()).any(axis=0)
+        self.assertAllEqual(trace.ever_misclassified, any_wrong)
+        # Accuracy falls as the attack goes on (the linear model is easy to break).
+        accuracy = trace.correct_at.numpy().mean(axis=1)
+        self.assertLess(accuracy[-1], accuracy[0])
+
+    def test_record_at_out_of_range_raises(self):
+        model, _, _ = linear_model()
+        images, labels = batch()
+        with self.assertRaisesRegex(ValueError, "`record_at` must lie in"):
+            attacks.pgd_with_trace(model, images, labels, PGDConfig(0.1, 0.01, 5), [6])
+
+
+if __name__ == "__main__":
+    tf.test.main()

@@ -1,0 +1,226 @@
+"""Tests of AdversarialTrainer: its loss, its gradients, and Keras integration."""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from tf_atalp import attacks, losses
+from tf_atalp.attacks import PGDConfig
+from tf_atalp.data.synthetic import make_synthetic_arrays
+from tf_atalp.defenses import get_defense
+from tf_atalp.training import AdversarialTrainer
+
+IMAGE_SIZE = 16
+NUM_CLASSES = 4
+# A deterministic attack (no random start), so a step can be recomputed by hand.
+FIXED_ATTACK = PGDConfig(epsilon=0.05, step_size=0.02, iterations=3, random_start=False)
+
+
+def feature_model(seed=0, batch_norm=False):
+    """A small user-style functional model: logits plus two named feature maps."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    if batch_norm:
+        x = keras.layers.BatchNormalization()(x)
+    block1 = keras.layers.ReLU(name="block1")(x)
+    x = keras.layers.MaxPooling2D()(block1)
+    block2 = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="block2")(x)
+    logits = keras.layers.Dense(NUM_CLASSES, name="logits")(
+        keras.layers.GlobalAveragePooling2D()(block2))
+    return keras.Model(inputs, {"logits": logits, "block1": block1, "block2": block2})
+
+
+def fixed_batch(n=32, seed=0):
+    images, labels = make_synthetic_arrays(n, IMAGE_SIZE, NUM_CLASSES, seed=seed)
+    return images, labels
+
+
+def defense(name, **options):
+    return get_defense(name, attention_groups=None, **options)
+
+
+class TrainerLossTest(tf.test.TestCase, parameterized.TestCase):
+
+    def test_pat_gradients_equal_plain_cross_entropy_on_adversarial_batch(self):
+        images, labels = fixed_batch()
+        network = feature_model(batch_norm=True)
+        adversarial = attacks.pgd_from_config(network, images, labels, FIXED_ATTACK)
+        with tf.GradientTape() as tape:
+            outputs = network(adversarial, training=True)
+            reference_loss = losses.cross_entropy(labels, outputs["logits"])
+        reference = tape.gradient(reference_loss, network.trainable_variables)
+
+        network = feature_model(batch_norm=True)  # same seed, same initial weights
+        trainer = AdversarialTrainer(network, defense("pat", alpha=0.0, beta=0.0),
+                                     attack=FIXED_ATTACK)
+        trainer.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0))
+        before = [v.numpy().copy() for v in network.trainable_variables]
+        logs = trainer.train_on_batch(images, labels, return_dict=True)
+        after = [v.numpy() for v in network.trainable_variables]
+        self.assertAllClose(logs["loss"], reference_loss, rtol=1e-5)
+        for old, new, gradient in zip(before, after, reference):
+            self.assertAllClose(old - new, gradient, rtol=1e-4, atol=1e-6)
+
+    def test_at_alp_loss_is_ce_plus_weighted_pairing_terms(self):
+        images, labels = fixed_batch()
+        alpha, beta = 0.7, 2.5
+        network = feature_model()
+        adversarial = attacks.pgd_from_config(network, images, labels, FIXED_ATTACK)
+        clean_out = network(images, training=True)
+        adv_out = network(adversarial, training=True)
+        ce = losses.cross_entropy(labels, adv_out["logits"])
+        alp = losses.logit_pairing_loss(clean_out["logits"], adv_out["logits"])
+        at = losses.attention_pairing_loss(
+            {k: clean_out[k] for k in ("block1", "block2")},
+            {k: adv_out[k] for k in ("block1", "block2")})
+
+        trainer = AdversarialTrainer(network, defense("at_alp", alpha=alpha, beta=beta),
+                                     attack=FIXED_ATTACK)
+        trainer.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0))
+        logs = trainer.train_on_batch(images, labels, return_dict=True)
+        self.assertAllClose(logs["ce"], ce, rtol=1e-5)
+        self.assertAllClose(logs["alp"], alp, rtol=1e-4)
+        self.assertAllClose(logs["at"], at, rtol=1e-4)
+        self.assertAllClose(logs["loss"], ce + alpha * alp + beta * at, rtol=1e-5)
+        self.assertGreater(float(alp), 0.0)
+        self.assertGreater(float(at), 0.0)
+
+    def test_mixed_cross_entropy_averages_clean_and_adversarial(self):
+        images, labels = fixed_batch()
+        network = feature_model()
+        adversarial = attacks.pgd_from_config(network, images, labels, FIXED_ATTACK)
+        expected = 0.5 * (losses.cross_entropy(labels, network(images)["logits"])
+                          + losses.cross_entropy(labels, network(adversarial)["logits"]))
+        trainer = AdversarialTrainer(network, defense("pat", ce_on="mixed"), attack=FIXED_ATTACK)
+        trainer.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0))
+        logs = trainer.train_on_batch(images, labels, return_dict=True)
+        self.assertAllClose(logs["loss"], expected, rtol=1e-5)
+
+    @parameterized.parameters("none", "pat", "alp", "at", "at_alp")
+    def test_each_defense_loss_falls_on_a_fixed_batch(self, name):
+        images, labels = fixed_batch(64)
+        trainer = AdversarialTrainer(feature_model(batch_norm=True), defense(name),
+                                     attack=FIXED_ATTACK)
+        trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2))
+        losses_seen = [float(trainer.train_on_batch(images, labels, return_dict=True)["loss"])
+                       for _ in range(20)]
+        self.assertTrue(np.all(np.isfinite(losses_seen)))
+        self.assertLess(np.mean(losses_seen[-3:]), 0.8 * np.mean(losses_seen[:3]))
+
+    def test_metrics_reported_per_defense(self):
+        images, labels = fixed_batch()
+        expected = {
+            "none": {"loss", "ce", "clean_accuracy"},
+            "pat": {"loss", "ce", "adversarial_accuracy"},
+            "at_alp": {"loss", "ce", "alp", "at", "clean_accuracy", "adversarial_accuracy"},
+        }
+        for name, keys in expected.items():
+            trainer = AdversarialTrainer(feature_model(), defense(name), attack=FIXED_ATTACK)
+            trainer.compile(optimizer="sgd")
+            self.assertEqual(set(trainer.train_on_batch(images, labels, return_dict=True)), keys)
+
+
+class TrainerKerasIntegrationTest(tf.test.TestCase):
+
+    def test_fit_evaluate_predict_and_callbacks(self):
+        images, labels = fixed_batch(64)
+        network = feature_model()
+        trainer = AdversarialTrainer(network, defense("at_alp"), attack=FIXED_ATTACK,
+                                     eval_attack=PGDConfig(0.05, 0.02, 2))
+        trainer.compile(optimizer="adam")
+        seen_epochs = []
+        history = trainer.fit(
+            images, labels, batch_size=16, epochs=2, verbose=0,
+            validation_data=(images, labels),
+            callbacks=[keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda epoch, logs: seen_epochs.append((epoch, dict(logs))))])
+        self.assertEqual([e for e, _ in seen_epochs], [0, 1])
+        for key in ("loss", "ce", "alp", "at", "clean_accuracy", "adversarial_accuracy",
+                    "val_loss", "val_clean_accuracy", "val_adversarial_accuracy"):
+            self.assertIn(key, history.history)
+        results = trainer.evaluate(images, labels, verbose=0, return_dict=True)
+        self.assertEqual(set(results), {"loss", "clean_accuracy", "adversarial_accuracy"})
+        logits = trainer.predict(images, batch_size=16, verbose=0)
+        self.assertEqual(logits.shape, (64, NUM_CLASSES))
+        self.assertAllClose(logits, network(images)["logits"], atol=1e-5)
+
+    def test_trains_from_a_tf_data_dataset(self):
+        images, labels = fixed_batch(64)
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
+        trainer = AdversarialTrainer(feature_model(), defense("at_alp"), attack=FIXED_ATTACK)
+        trainer.compile(optimizer="adam")
+        history = trainer.fit(dataset, epochs=1, verbose=0)
+        self.assertLen(history.history["loss"], 1)
+
+    def test_mixed_bfloat16(self):
+        images, labels = fixed_batch()
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            network = feature_model()
+            self.assertEqual(network(images)["block1"].dtype, tf.bfloat16)
+            trainer = AdversarialTrainer(network, defense("at_alp"), attack=FIXED_ATTACK)
+            trainer.compile(optimizer="adam")
+            logs = trainer.train_on_batch(images, labels, return_dict=True)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        for key in ("loss", "ce", "alp", "at"):
+            self.assertTrue(np.isfinite(logs[key]), key)
+        self.assertEqual(network.trainable_variables[0].dtype, "float32")
+
+    def test_model_returning_plain_logits_trains_without_attention(self):
+        images, labels = fixed_batch()
+        inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
+        logits = keras.layers.Dense(NUM_CLASSES)(keras.layers.Flatten()(inputs))
+        trainer = AdversarialTrainer(keras.Model(inputs, logits), defense("alp"),
+                                     attack=FIXED_ATTACK)
+        trainer.compile(optimizer="adam")
+        self.assertIn("alp", trainer.train_on_batch(images, labels, return_dict=True))
+
+    def test_errors(self):
+        with self.assertRaisesRegex(ValueError, "pass `attack=PGDConfig"):
+            AdversarialTrainer(feature_model(), "pat")
+        images, labels = fixed_batch()
+        trainer = AdversarialTrainer(feature_model(), get_defense("at"), attack=FIXED_ATTACK)
+        trainer.compile(optimizer="sgd")
+        with self.assertRaisesRegex(ValueError, "has no output named"):
+            trainer.train_on_batch(images, labels)
+
+
+class RobustnessEffectTest(tf.test.TestCase):
+    """at_alp training must buy real PGD robustness over undefended training."""
+
+    def test_at_alp_beats_undefended_under_pgd(self):
+        train_x, train_y = make_synthetic_arrays(1024, 32, NUM_CLASSES, seed=0)
+        test_x, test_y = make_synthetic_arrays(256, 32, NUM_CLASSES, seed=1)
+        epsilon = 0.03
+        train_attack = PGDConfig(epsilon, epsilon / 4, 5)
+        test_attack = PGDConfig(epsilon, epsilon / 4, 20)
+        results = {}
+        for name in ("none", "at_alp"):
+            keras.utils.set_random_seed(0)
+            inputs = keras.Input((32, 32, 3))
+            x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
+            g1 = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x)
+            g2 = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(
+                keras.layers.MaxPooling2D()(g1))
+            logits = keras.layers.Dense(NUM_CLASSES)(keras.layers.GlobalAveragePooling2D()(g2))
+            network = keras.Model(inputs, {"logits": logits, "g1": g1, "g2": g2})
+            trainer = AdversarialTrainer(network, defense(name, beta=0.05), attack=train_attack,
+                                         eval_attack=test_attack)
+            trainer.compile(optimizer=keras.optimizers.Adam(3e-3))
+            trainer.fit(train_x, train_y, batch_size=64, epochs=6, verbose=0)
+            results[name] = trainer.evaluate(test_x, test_y, batch_size=256, verbose=0,
+                                             return_dict=True)
+        self.assertGreater(results["none"]["clean_accuracy"], 0.9)
+        self.assertGreater(results["at_alp"]["clean_accuracy"], 0.8)
+        self.assertGreater(results["at_alp"]["adversarial_accuracy"],
+                           results["none"]["adversarial_accuracy"] + 0.3, msg=str(results))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tf.test.main()
