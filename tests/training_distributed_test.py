@@ -1,0 +1,64 @@
+"""AdversarialTrainer under MirroredStrategy on two logical CPUs.
+
+Run in a subprocess, because logical devices must be set before TensorFlow
+starts, and other test modules in the same pytest process start it.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import tensorflow as tf
+
+SCRIPT = textwrap.dedent("""
+    import numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    from tf_atalp.attacks import PGDConfig
+    from tf_atalp.data.synthetic import make_synthetic_arrays
+    from tf_atalp.defenses import get_defense
+    from tf_atalp.training import AdversarialTrainer
+
+    images, labels = make_synthetic_arrays(32, 16, 4, seed=0)
+    attack = PGDConfig(0.05, 0.02, 2, random_start=False)
+
+    def one_step(strategy):
+        with strategy.scope():
+            keras.utils.set_random_seed(0)
+            inputs = keras.Input((16, 16, 3))
+            features = keras.layers.Conv2D(8, 3, padding="same", activation="relu",
+                                           name="features")(inputs)
+            logits = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(features))
+            network = keras.Model(inputs, {"logits": logits, "features": features})
+            trainer = AdversarialTrainer(network, get_defense("at_alp", attention_groups=None),
+                                         attack=attack)
+            trainer.compile(optimizer=keras.optimizers.SGD(0.5))
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(32)
+        trainer.fit(dataset, epochs=1, verbose=0)
+        return [v.numpy() for v in network.trainable_variables], strategy.num_replicas_in_sync
+
+    single, one = one_step(tf.distribute.get_strategy())
+    mirrored, two = one_step(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    assert (one, two) == (1, 2), (one, two)
+    for a, b in zip(single, mirrored):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    print("MIRRORED_MATCHES")
+""")
+
+
+class DistributedTrainingTest(tf.test.TestCase):
+
+    def test_mirrored_step_equals_single_device_step(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        result = subprocess.run(
+            [sys.executable, "-c", SCRIPT], cwd=root, capture_output=True, text=True,
+            timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=root))
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertIn("MIRRORED_MATCHES", result.stdout)
+
+
+if __name__ == "__main__":
+    tf.test.main()

@@ -1,0 +1,36 @@
+"""Trains a classifier with a defense (default: AT+ALP) and writes a model_dir.
+
+    python train_main.py --flagfile=configs/quickstart.flags
+    python train_main.py --flagfile=configs/flowers17_cpu.flags --data_dir=../shared/data/flowers17
+
+Rerun the same command after an interruption to resume. Flags: tf_atalp/config.py.
+"""
+
+from absl import app, flags
+
+from tf_atalp import config as config_lib
+
+config_lib.define_train_flags()
+
+
+def flagfile_text() -> str:
+    """Our flags with their values, one per line: a flagfile that reproduces the run."""
+    lines = [flag.serialize() for flag in flags.FLAGS.get_flags_for_module(config_lib)
+             if flag.value is not None and flag.serialize()]
+    return "\n".join(sorted(lines)) + "\n"
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from tf_atalp.training import run  # TensorFlow is imported after the flags parse.
+    try:
+        config = config_lib.run_config_from_flags()
+        prepared = run.prepare_run(config)
+    except (ValueError, FileNotFoundError) as error:
+        raise app.UsageError(str(error)) from error
+    run.train(prepared, flagfile_text())
+
+
+if __name__ == "__main__":
+    app.run(main)
