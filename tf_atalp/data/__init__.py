@@ -1,0 +1,14 @@
+"""tf.data pipelines: image folders, TFDS (with our `oxford_flowers17` and
+`imagenet4` builders) and the synthetic grating task.
+
+Every pipeline yields (images float32 [B, S, S, 3] in [0, 1], labels int32 [B]).
+"""
+
+from tf_atalp.data.config import DataConfig, DatasetInfo
+from tf_atalp.data.datasets import (
+    get_dataset_info, make_dataset, make_input_fn, validate_data_config)
+
+__all__ = [
+        "DataConfig", "DatasetInfo", "get_dataset_info", "make_dataset", "make_input_fn",
+        "validate_data_config",
+]

@@ -1,0 +1,49 @@
+"""Image-folder datasets (flowers17, imagenet4, dogs_vs_cats, folder) as tf.data."""
+
+import numpy as np
+import tensorflow as tf
+
+from tf_atalp.data.config import DataConfig, DatasetInfo
+from tf_atalp.data.image_check import drop_corrupt
+from tf_atalp.data.images import decode_image_file, resize_uint8
+from tf_atalp.data.listing import FolderListing, list_image_folder
+from tf_atalp.data.pipeline import AUTOTUNE, derive_seed, shard
+
+
+def list_config_folder(config: DataConfig) -> FolderListing:
+    """Lists `config.data_dir` with the split rule of `config.dataset`."""
+    return list_image_folder(config.data_dir, config.dataset, config.test_fraction)
+
+
+def folder_dataset_info(config: DataConfig) -> DatasetInfo:
+    """Class names and split sizes from the file listing (decodes nothing)."""
+    listing = list_config_folder(config)
+    return DatasetInfo(name=config.dataset, num_classes=len(listing.class_names),
+                       class_names=listing.class_names, num_train=len(listing.train.paths),
+                       num_test=len(listing.test.paths))
+
+
+def folder_examples(config: DataConfig, split: str, training: bool,
+                    input_context: tf.distribute.InputContext | None
+                    ) -> tuple[tf.data.Dataset, int]:
+    """Decoded, resized examples of one split and this pipeline's number of them.
+
+    Corrupt files raise (or are skipped, with skip_corrupt) before the dataset
+    is built. Training reads the files in a fixed seeded permutation, so a
+    class-sorted folder mixes even through a small shuffle buffer.
+
+    Returns:
+        (dataset of (image uint8 [S, S, 3], label int32 []), number of examples).
+    """
+    files = drop_corrupt(list_config_folder(config).split(split), config.skip_corrupt,
+                         f"{split} split of {config.data_dir!r}")
+    paths = np.array(files.paths)
+    labels = np.array(files.labels, dtype=np.int32)
+    if training:
+        order = np.random.default_rng(derive_seed(config.seed, "files")).permutation(len(paths))
+        paths, labels = paths[order], labels[order]
+    dataset = shard(tf.data.Dataset.from_tensor_slices((paths, labels)), input_context)
+    size = config.image_size
+    dataset = dataset.map(lambda path, label: (resize_uint8(decode_image_file(path), size), label),
+                          num_parallel_calls=AUTOTUNE)
+    return dataset, int(dataset.cardinality())
