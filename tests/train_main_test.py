@@ -10,7 +10,6 @@ import tempfile
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 import tf_atalp.models  # noqa: F401  (registers the custom layers for load_model)
@@ -77,6 +76,24 @@ class TrainMainEndToEndTest(tf.test.TestCase):
         serving = tf.saved_model.load(os.path.join(self.model_dir, "saved_model"))
         served = serving.signatures["serving_default"](images=tf.constant(images))
         self.assertAllClose(served["logits"], outputs["logits"], atol=1e-4)
+
+    def test_eval_main_evaluates_the_run(self):
+        results_file = os.path.join(self.model_dir, "eval_results.json")
+        evaluated = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "eval_main.py"), f"--model_dir={self.model_dir}",
+             "--epsilons=0.03", "--iterations=2,4", "--step_size=0.01"],
+            cwd=ROOT, capture_output=True, text=True, timeout=600,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        self.assertEqual(evaluated.returncode, 0, evaluated.stderr[-3000:])
+        with open(results_file) as f:
+            document = json.load(f)
+        self.assertEqual(document["dataset"]["name"], "synthetic")
+        self.assertEqual(document["dataset"]["num_examples"], 64)
+        self.assertEqual(document["model"]["defense"], "at_alp")
+        self.assertEqual([r["iterations"] for r in document["results"]], [2, 4])
+        for point in document["results"]:
+            self.assertEqual(point["threat_model"], "white_box")
+            self.assertLessEqual(point["accuracy"], document["clean_accuracy"])
 
     def test_flagfile_reproduces_the_run(self):
         # Same settings: the model_dir check accepts it and training resumes at the end.

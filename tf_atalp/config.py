@@ -18,6 +18,7 @@ from tf_atalp.data.config import DataConfig
 from tf_atalp.defenses import DEFAULT_ALPHA, DEFAULT_BETA, defense_names, get_defense
 from tf_atalp.io_utils import atomic_write_text
 from tf_atalp.loss_terms import CE_TARGETS
+from tf_atalp.validation import check
 
 ARCHITECTURES = ("resnet", "applications")
 DEPTHS = (10, 18, 34, 50, 101, 152)
@@ -29,10 +30,6 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 RUN_CONFIG_FILE = "run_config.json"
 
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,19 +49,19 @@ class ModelConfig:
     weights_path: str | None = None
 
     def __post_init__(self):
-        _check(self.architecture in ARCHITECTURES,
+        check(self.architecture in ARCHITECTURES,
                f"`architecture` must be one of {ARCHITECTURES}. "
                f"Received: architecture={self.architecture!r}")
         depths = DEPTHS if self.architecture == "resnet" else APPLICATION_DEPTHS
-        _check(self.depth in depths,
+        check(self.depth in depths,
                f"`depth` must be one of {depths} for architecture={self.architecture!r}. "
                f"Received: depth={self.depth}")
-        _check(self.width >= 1, f"`width` must be >= 1. Received: width={self.width}")
-        _check(self.stem in ("auto", "imagenet", "cifar"),
+        check(self.width >= 1, f"`width` must be >= 1. Received: width={self.width}")
+        check(self.stem in ("auto", "imagenet", "cifar"),
                f"`stem` must be one of ('auto', 'imagenet', 'cifar'). Received: stem={self.stem!r}")
-        _check(self.num_classes >= 2,
+        check(self.num_classes >= 2,
                f"`num_classes` must be >= 2. Received: num_classes={self.num_classes}")
-        _check(self.weights_path is None or self.architecture == "applications",
+        check(self.weights_path is None or self.architecture == "applications",
                "`weights_path` is only used with architecture='applications'. "
                f"Received: weights_path={self.weights_path!r}")
 
@@ -81,16 +78,16 @@ class DefenseConfig:
     ce_on: str = "adversarial"
 
     def __post_init__(self):
-        _check(self.name in defense_names(),
+        check(self.name in defense_names(),
                f"`defense` must be one of {defense_names()}. Received: defense={self.name!r}")
-        _check(self.alpha >= 0, f"`alpha` must be >= 0. Received: alpha={self.alpha}")
-        _check(self.beta >= 0, f"`beta` must be >= 0. Received: beta={self.beta}")
-        _check(len(self.attention_groups) >= 1 and set(self.attention_groups) <= set(GROUPS),
+        check(self.alpha >= 0, f"`alpha` must be >= 0. Received: alpha={self.alpha}")
+        check(self.beta >= 0, f"`beta` must be >= 0. Received: beta={self.beta}")
+        check(len(self.attention_groups) >= 1 and set(self.attention_groups) <= set(GROUPS),
                f"`attention_groups` must be a non-empty subset of {GROUPS}. "
                f"Received: attention_groups={self.attention_groups}")
-        _check(self.attention_p > 0,
+        check(self.attention_p > 0,
                f"`attention_p` must be > 0. Received: attention_p={self.attention_p}")
-        _check(self.ce_on in CE_TARGETS,
+        check(self.ce_on in CE_TARGETS,
                f"`ce_on` must be one of {CE_TARGETS}. Received: ce_on={self.ce_on!r}")
 
     def build(self):
@@ -128,34 +125,34 @@ class TrainConfig:
     export_saved_model: bool = True
 
     def __post_init__(self):
-        _check(bool(self.model_dir), "`model_dir` must be set. Received: model_dir=''")
-        _check(self.epochs >= 1, f"`epochs` must be >= 1. Received: epochs={self.epochs}")
-        _check(self.optimizer in OPTIMIZERS,
+        check(bool(self.model_dir), "`model_dir` must be set. Received: model_dir=''")
+        check(self.epochs >= 1, f"`epochs` must be >= 1. Received: epochs={self.epochs}")
+        check(self.optimizer in OPTIMIZERS,
                f"`optimizer` must be one of {OPTIMIZERS}. Received: optimizer={self.optimizer!r}")
-        _check(self.learning_rate > 0,
+        check(self.learning_rate > 0,
                f"`learning_rate` must be > 0. Received: learning_rate={self.learning_rate}")
-        _check(self.lr_schedule in SCHEDULES,
+        check(self.lr_schedule in SCHEDULES,
                f"`lr_schedule` must be one of {SCHEDULES}. "
                f"Received: lr_schedule={self.lr_schedule!r}")
-        _check(0 <= self.warmup_epochs < self.epochs,
+        check(0 <= self.warmup_epochs < self.epochs,
                f"`warmup_epochs` must be in [0, epochs={self.epochs}). "
                f"Received: warmup_epochs={self.warmup_epochs}")
-        _check(0 <= self.momentum < 1,
+        check(0 <= self.momentum < 1,
                f"`momentum` must be in [0, 1). Received: momentum={self.momentum}")
-        _check(self.weight_decay >= 0,
+        check(self.weight_decay >= 0,
                f"`weight_decay` must be >= 0. Received: weight_decay={self.weight_decay}")
-        _check(self.seed >= 0, f"`seed` must be >= 0. Received: seed={self.seed}")
-        _check(self.mixed_precision in PRECISIONS,
+        check(self.seed >= 0, f"`seed` must be >= 0. Received: seed={self.seed}")
+        check(self.mixed_precision in PRECISIONS,
                f"`mixed_precision` must be one of {PRECISIONS}. "
                f"Received: mixed_precision={self.mixed_precision!r}")
-        _check(self.strategy in STRATEGIES,
+        check(self.strategy in STRATEGIES,
                f"`strategy` must be one of {STRATEGIES}. Received: strategy={self.strategy!r}")
-        _check(self.steps_per_execution >= 1,
+        check(self.steps_per_execution >= 1,
                "`steps_per_execution` must be >= 1. "
                f"Received: steps_per_execution={self.steps_per_execution}")
-        _check(self.steps_per_epoch is None or self.steps_per_epoch >= 1,
+        check(self.steps_per_epoch is None or self.steps_per_epoch >= 1,
                f"`steps_per_epoch` must be >= 1. Received: steps_per_epoch={self.steps_per_epoch}")
-        _check(self.eval_pgd_iterations >= 0,
+        check(self.eval_pgd_iterations >= 0,
                "`eval_pgd_iterations` must be >= 0. "
                f"Received: eval_pgd_iterations={self.eval_pgd_iterations}")
 
@@ -171,20 +168,20 @@ class RunConfig:
     train: TrainConfig
 
     def __post_init__(self):
-        _check(self.model.image_size == self.data.image_size,
+        check(self.model.image_size == self.data.image_size,
                "The model and data image sizes differ: "
                f"{self.model.image_size} and {self.data.image_size}")
-        _check(self.attack.step_size <= self.attack.epsilon or self.attack.epsilon == 0,
+        check(self.attack.step_size <= self.attack.epsilon or self.attack.epsilon == 0,
                f"`step_size` must be <= `epsilon`. Received: step_size={self.attack.step_size}, "
                f"epsilon={self.attack.epsilon}")
         if self.defense.build().adversarial_training:
-            _check(self.attack.iterations >= 1 and self.attack.epsilon > 0,
+            check(self.attack.iterations >= 1 and self.attack.epsilon > 0,
                    f"Defense {self.defense.name!r} trains on PGD examples: `pgd_iterations` "
                    f"and `epsilon` must be > 0. Received: pgd_iterations="
                    f"{self.attack.iterations}, epsilon={self.attack.epsilon}")
-        _check(self.attack.restarts == 1,
+        check(self.attack.restarts == 1,
                f"Training uses one PGD start. Received: restarts={self.attack.restarts}")
-        _check(not (self.train.mixed_precision == "mixed_float16"
+        check(not (self.train.mixed_precision == "mixed_float16"
                     and self.train.strategy == "tpu"),
                "`mixed_float16` is not supported on TPU; use mixed_bfloat16.")
 

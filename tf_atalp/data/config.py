@@ -2,6 +2,8 @@
 
 import dataclasses
 
+from tf_atalp.validation import check
+
 FOLDER_DATASETS = ("flowers17", "imagenet4", "dogs_vs_cats", "folder")
 DATASETS = ("synthetic",) + FOLDER_DATASETS
 SOURCES = ("auto", "folder", "tfds")
@@ -10,10 +12,6 @@ TFDS_PREFIX = "tfds:"
 OWN_TFDS_BUILDERS = {"flowers17": "oxford_flowers17", "imagenet4": "imagenet4"}
 MIN_IMAGE_SIZE = 32
 
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,30 +74,30 @@ class DataConfig:
 
     def __post_init__(self):
         is_tfds_name = self.dataset.startswith(TFDS_PREFIX)
-        _check(self.dataset in DATASETS or (is_tfds_name and self.tfds_name),
+        check(self.dataset in DATASETS or (is_tfds_name and self.tfds_name),
                f"`dataset` must be one of {DATASETS} or 'tfds:<name>'. "
                f"Received: dataset={self.dataset!r}")
-        _check(self.source in SOURCES,
+        check(self.source in SOURCES,
                f"`source` must be one of {SOURCES}. Received: source={self.source!r}")
-        _check(self.image_size >= MIN_IMAGE_SIZE,
+        check(self.image_size >= MIN_IMAGE_SIZE,
                f"`image_size` must be >= {MIN_IMAGE_SIZE}. Received: image_size={self.image_size}")
-        _check(self.batch_size >= 1,
+        check(self.batch_size >= 1,
                f"`batch_size` must be >= 1. Received: batch_size={self.batch_size}")
-        _check(self.shuffle_buffer >= 1,
+        check(self.shuffle_buffer >= 1,
                f"`shuffle_buffer` must be >= 1. Received: shuffle_buffer={self.shuffle_buffer}")
-        _check(self.seed >= 0, f"`seed` must be >= 0. Received: seed={self.seed}")
-        _check(self.synthetic_train_size >= 1,
+        check(self.seed >= 0, f"`seed` must be >= 0. Received: seed={self.seed}")
+        check(self.synthetic_train_size >= 1,
                "`synthetic_train_size` must be >= 1. "
                f"Received: synthetic_train_size={self.synthetic_train_size}")
-        _check(self.synthetic_test_size >= 1,
+        check(self.synthetic_test_size >= 1,
                "`synthetic_test_size` must be >= 1. "
                f"Received: synthetic_test_size={self.synthetic_test_size}")
-        _check(2 <= self.synthetic_num_classes <= 16,
+        check(2 <= self.synthetic_num_classes <= 16,
                "`synthetic_num_classes` must be in [2, 16]. "
                f"Received: synthetic_num_classes={self.synthetic_num_classes}")
-        _check(0.0 < self.test_fraction < 1.0,
+        check(0.0 < self.test_fraction < 1.0,
                f"`test_fraction` must be in (0, 1). Received: test_fraction={self.test_fraction}")
-        _check(self.expected_num_classes is None or self.expected_num_classes >= 2,
+        check(self.expected_num_classes is None or self.expected_num_classes >= 2,
                "`expected_num_classes` must be None or >= 2. "
                f"Received: expected_num_classes={self.expected_num_classes}")
         self._check_source()
@@ -107,22 +105,22 @@ class DataConfig:
     def _check_source(self):
         source = self.resolved_source
         if self.dataset == "synthetic":
-            _check(source == "synthetic",
+            check(source == "synthetic",
                    "`source` must be 'auto' for dataset='synthetic'. "
                    f"Received: source={self.source!r}")
         elif self.dataset.startswith(TFDS_PREFIX):
-            _check(source == "tfds",
+            check(source == "tfds",
                    f"`source` must be 'auto' or 'tfds' for dataset={self.dataset!r}. "
                    f"Received: source={self.source!r}")
         elif source == "tfds":
-            _check(self.dataset in OWN_TFDS_BUILDERS,
+            check(self.dataset in OWN_TFDS_BUILDERS,
                    f"`source='tfds'` needs a TFDS builder; dataset={self.dataset!r} has none "
                    f"(ours: {tuple(OWN_TFDS_BUILDERS)}; or use dataset='tfds:<name>').")
         else:
-            _check(self.data_dir is not None,
+            check(self.data_dir is not None,
                    f"`data_dir` must be set for the folder dataset {self.dataset!r}. "
                    "Received: data_dir=None")
-        _check(self.manual_dir is None or source == "tfds",
+        check(self.manual_dir is None or source == "tfds",
                "`manual_dir` is only used with the tfds source. "
                f"Received: manual_dir={self.manual_dir!r} with source={source!r}")
 

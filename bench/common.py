@@ -1,0 +1,31 @@
+"""Shared set-up of the benchmarks: a results file and a small ResNet trainer."""
+
+import datetime
+import os
+import platform
+import sys
+
+import keras
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tf_atalp import __version__  # noqa: E402
+from tf_atalp.io_utils import atomic_write_json  # noqa: E402
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def write_results(name: str, command: str, results: dict) -> str:
+    """Writes bench/results/<name>.json with the machine and versions; returns the path."""
+    document = {
+        "benchmark": name, "command": command, "results": results,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "versions": {"tf_atalp": __version__, "tensorflow": tf.__version__,
+                     "keras": keras.__version__},
+        "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    path = os.path.join(RESULTS_DIR, f"{name}.json")
+    atomic_write_json(path, document)
+    return path

@@ -1,0 +1,107 @@
+"""End-to-end tests of eval_main.py, run as a subprocess on a tiny model_dir."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import tensorflow as tf
+from absl.testing import parameterized
+
+from tests.evaluation_fixtures import make_model_dir, temporary_folder
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_eval_main(*args) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": PROJECT_ROOT}
+    return subprocess.run([sys.executable, os.path.join(PROJECT_ROOT, "eval_main.py"), *args],
+                          capture_output=True, text=True, cwd=PROJECT_ROOT, env=environment,
+                          timeout=300)
+
+
+class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.model_dir = os.path.join(temporary_folder(cls), "run")
+        make_model_dir(cls.model_dir)
+        cls.results_file = os.path.join(cls.model_dir, "eval_results.json")
+
+    def setUp(self):
+        super().setUp()
+        if os.path.exists(self.results_file):
+            os.remove(self.results_file)
+
+    def test_evaluates_a_model_dir_and_writes_the_results(self):
+        run = run_eval_main(f"--model_dir={self.model_dir}", "--epsilons=0.03",
+                            "--iterations=2,5", "--max_examples=64")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        with open(self.results_file) as f:
+            document = json.load(f)
+        self.assertEqual(document["dataset"]["name"], "synthetic")
+        self.assertEqual(document["dataset"]["split"], "test")
+        self.assertEqual(document["dataset"]["num_examples"], 64)
+        self.assertEqual(document["model"]["format"], "keras")
+        self.assertEqual(document["model"]["defense"], "at_alp")
+        self.assertIn("--epsilons=0.03", document["command"])
+        clean = document["clean_accuracy"]
+        self.assertEqual(clean, document["clean_correct"] / 64)
+        points = document["results"]
+        self.assertEqual([(p["epsilon"], p["iterations"]) for p in points],
+                         [(0.03, 2), (0.03, 5)])
+        for point in points:
+            self.assertEqual((point["threat_model"], point["norm"], point["step_size"],
+                              point["run_iterations"], point["restarts"], point["num_examples"]),
+                             ("white_box", "linf", 0.00390625, 5, 1, 64))
+            self.assertLessEqual(point["worst_iterate_accuracy"], point["accuracy"])
+            self.assertLessEqual(point["accuracy"], clean)
+        self.assertIn(f"Clean accuracy: {clean:.4f}", run.stdout)
+        self.assertIn("epsilon         2        5  worst-iterate", run.stdout)
+        self.assertEqual(sorted(os.listdir(self.model_dir)),
+                         ["checkpoints", "eval_results.json", "model.keras", "run_config.json",
+                          "saved_model"])
+
+    def test_evaluates_the_saved_model_like_the_keras_model(self):
+        saved_model = shutil.copytree(os.path.join(self.model_dir, "saved_model"),
+                                      os.path.join(temporary_folder(self), "exported"))
+        results = os.path.join(temporary_folder(self), "results.json")
+        common = ["--epsilons=0.03", "--iterations=3", "--max_examples=16",
+                  "--norandom_start"]
+        served = run_eval_main(f"--model_dir={saved_model}", "--dataset=synthetic",
+                               "--split=test",
+                               f"--results_file={results}", *common)
+        self.assertEqual(served.returncode, 0, served.stderr)
+        with open(results) as f:
+            document = json.load(f)
+        self.assertEqual(document["model"]["format"], "saved_model")
+        self.assertNotIn("defense", document["model"])
+        self.assertEqual(document["dataset"]["num_examples"], 16)
+        self.assertEqual(document["results"][0]["random_start"], False)
+
+    @parameterized.named_parameters(
+        ("epsilon_above_one", ["--epsilons=1.5"], r"`epsilons` must be in \[0, 1\]"),
+        ("zero_iterations", ["--iterations=0"], "`iterations` must be counts >= 1"))
+    def test_bad_flags_exit_nonzero_and_write_nothing(self, args, message):
+        run = run_eval_main(f"--model_dir={self.model_dir}", *args)
+        self.assertNotEqual(run.returncode, 0)
+        self.assertRegex(run.stderr + run.stdout, message)
+        self.assertFalse(os.path.exists(self.results_file))
+
+    def test_missing_model_dir_exits_nonzero(self):
+        run = run_eval_main("--epsilons=0.03")
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("--model_dir must have a value", run.stderr)
+
+    def test_model_dir_without_model_exits_nonzero(self):
+        empty = temporary_folder(self)
+        run = run_eval_main(f"--model_dir={empty}")
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("No model at", run.stderr)
+        self.assertEqual(os.listdir(empty), [])
+
+
+if __name__ == "__main__":
+    tf.test.main()

@@ -1,0 +1,62 @@
+"""Builders of tiny models and model_dirs for the evaluation tests, and their own checks.
+
+`make_model_dir` writes the layout a finished train_main run leaves
+(run_config.json, model.keras, saved_model/) for a tiny ResNet-10 on the
+synthetic dataset.
+"""
+
+import os
+import tempfile
+
+import keras
+
+from tf_atalp.attacks.pgd import PGDConfig
+from tf_atalp.config import (
+    DefenseConfig, ModelConfig, RunConfig, TrainConfig, save_run_config)
+from tf_atalp.data import DataConfig
+from tf_atalp.export import export_saved_model
+from tf_atalp.models import build_resnet
+
+NUM_CLASSES = 4
+IMAGE_SIZE = 32
+TEST_SIZE = 64
+
+
+def temporary_folder(test_case) -> str:
+    """A new folder, removed when the test ends (given a class, when the class ends)."""
+    folder = tempfile.TemporaryDirectory()
+    if isinstance(test_case, type):
+        return test_case.enterClassContext(folder)
+    return test_case.enterContext(folder)
+
+
+def tiny_resnet(seed=0) -> keras.Model:
+    """ResNet-10, width 8, 4 classes, 32-pixel images (dict outputs)."""
+    keras.utils.set_random_seed(seed)
+    return build_resnet(10, num_classes=NUM_CLASSES, image_size=IMAGE_SIZE, width=8)
+
+
+def tiny_run_config(model_dir: str) -> RunConfig:
+    """An AT+ALP run on the synthetic dataset with the tiny ResNet."""
+    return RunConfig(
+        data=DataConfig(dataset="synthetic", image_size=IMAGE_SIZE, batch_size=32,
+                        synthetic_train_size=128, synthetic_test_size=TEST_SIZE,
+                        synthetic_num_classes=NUM_CLASSES),
+        model=ModelConfig(architecture="resnet", depth=10, width=8, num_classes=NUM_CLASSES,
+                          image_size=IMAGE_SIZE),
+        defense=DefenseConfig(name="at_alp"),
+        attack=PGDConfig(epsilon=8 / 255, step_size=2 / 255, iterations=2),
+        train=TrainConfig(model_dir=model_dir, epochs=1))
+
+
+def make_model_dir(model_dir: str, network: keras.Model | None = None,
+                   finished: bool = True) -> keras.Model:
+    """Writes a finished (or, with finished=False, an interrupted) training model_dir."""
+    network = network or tiny_resnet()
+    os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
+    save_run_config(tiny_run_config(model_dir), model_dir)
+    network.save_weights(os.path.join(model_dir, "checkpoints", "epoch_001.weights.h5"))
+    if finished:
+        network.save(os.path.join(model_dir, "model.keras"))
+        export_saved_model(network, os.path.join(model_dir, "saved_model"))
+    return network

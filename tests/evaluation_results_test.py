@@ -1,0 +1,129 @@
+"""Tests of tf_atalp.evaluation.results: the JSON document, its atomic write, the table."""
+
+import datetime
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+import tf_atalp
+from tests.evaluation_fixtures import temporary_folder
+from tf_atalp.attacks import PGDConfig
+from tf_atalp.evaluation import format_table, results_document, write_results
+
+POINT_KEYS = {
+    "threat_model", "attack", "norm", "epsilon", "step_size", "iterations", "run_iterations",
+    "random_start", "restarts", "objective", "batchnorm_training", "accuracy", "correct",
+    "worst_iterate_accuracy", "worst_iterate_correct", "num_examples"}
+
+
+def evaluation(n=20):
+    """An `evaluate_robustness` result for two epsilons, counts 10 and 20."""
+    def attack_result(epsilon, correct, worst):
+        return {"attack": PGDConfig(epsilon, 1 / 256, 20, restarts=2), "record_at": [10, 20],
+                "correct": correct, "accuracy": [c / n for c in correct],
+                "worst_iterate_correct": worst, "worst_iterate_accuracy": [w / n for w in worst]}
+    return {"num_examples": n, "clean_correct": 15, "clean_accuracy": 15 / n,
+            "attacks": [attack_result(0.25, [8, 9], [8, 7]), attack_result(0.5, [3, 2], [2, 1])]}
+
+
+def document(**kwargs):
+    return results_document(
+        evaluation(), dataset={"name": "synthetic", "split": "test"},
+        model={"path": "/runs/a", "format": "keras", "defense": "at_alp"},
+        command=["eval_main.py", "--model_dir=/runs/a"], **kwargs)
+
+
+class ResultsDocumentTest(tf.test.TestCase):
+
+    def test_every_attack_point_names_how_it_was_measured(self):
+        points = document()["results"]
+        self.assertLen(points, 4)
+        for point in points:
+            self.assertEqual(set(point), POINT_KEYS)
+            self.assertEqual((point["threat_model"], point["attack"], point["norm"]),
+                             ("white_box", "pgd", "linf"))
+            self.assertEqual((point["step_size"], point["restarts"], point["run_iterations"]),
+                             (1 / 256, 2, 20))
+            self.assertTrue(point["random_start"])
+            self.assertEqual(point["objective"], "cross_entropy")
+            self.assertEqual(point["num_examples"], 20)
+        first = points[1]  # epsilon 0.25 after 20 steps
+        self.assertEqual((first["epsilon"], first["iterations"]), (0.25, 20))
+        self.assertEqual((first["correct"], first["accuracy"]), (9, 0.45))
+        self.assertEqual((first["worst_iterate_correct"], first["worst_iterate_accuracy"]),
+                         (7, 0.35))
+
+    def test_document_records_data_model_command_and_versions(self):
+        doc = document(settings={"seed": 3})
+        self.assertEqual(doc["dataset"], {"name": "synthetic", "split": "test",
+                                          "num_examples": 20})
+        self.assertEqual(doc["model"]["path"], "/runs/a")
+        self.assertEqual((doc["clean_accuracy"], doc["clean_correct"]), (0.75, 15))
+        self.assertEqual(doc["command"], ["eval_main.py", "--model_dir=/runs/a"])
+        self.assertEqual(doc["settings"], {"seed": 3})
+        self.assertEqual(doc["tf_atalp_version"], tf_atalp.__version__)
+        self.assertEqual(doc["tensorflow_version"], tf.__version__)
+        self.assertEqual(doc["keras_version"], keras.__version__)
+        stamp = datetime.datetime.fromisoformat(doc["timestamp_utc"])
+        self.assertEqual(stamp.utcoffset(), datetime.timedelta(0))
+        self.assertIn("worst_iterate_accuracy", doc["definitions"])
+        self.assertEqual(json.loads(json.dumps(doc)), doc)
+
+
+class WriteResultsTest(tf.test.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.folder = temporary_folder(self)
+        self.path = os.path.join(self.folder, "eval_results.json")
+
+    def test_write_leaves_only_the_file(self):
+        write_results(self.path, document())
+        self.assertEqual(os.listdir(self.folder), ["eval_results.json"])
+        with open(self.path) as f:
+            self.assertEqual(json.load(f)["results"], document()["results"])
+
+    def test_an_existing_file_is_replaced_whole(self):
+        long_doc = {**document(), "padding": "x" * 10000}
+        write_results(self.path, long_doc)
+        short_doc = {"clean_accuracy": 0.5}
+        write_results(self.path, short_doc)
+        with open(self.path) as f:
+            self.assertEqual(json.load(f), short_doc)
+        self.assertEqual(os.listdir(self.folder), ["eval_results.json"])
+
+    def test_a_failed_write_keeps_the_old_file_and_no_temp_file(self):
+        write_results(self.path, document())
+        with self.assertRaises(TypeError):
+            write_results(self.path, {"not_json": object()})
+        with open(self.path) as f:
+            self.assertEqual(json.load(f)["clean_correct"], 15)
+        self.assertEqual(os.listdir(self.folder), ["eval_results.json"])
+
+
+class FormatTableTest(tf.test.TestCase):
+
+    def test_table_rows_are_epsilons_and_columns_are_counts_then_worst_iterate(self):
+        lines = format_table(document()).splitlines()
+        self.assertIn("Clean accuracy: 0.7500 (15/20)", lines)
+        self.assertIn("Data: synthetic test split, 20 examples", lines)
+        self.assertIn("Model: /runs/a (keras, defense at_alp)", lines)
+        header = lines.index("epsilon        10       20  worst-iterate")
+        self.assertIn("white-box L-inf PGD", lines[header - 1])
+        self.assertIn("step size 0.00390625", lines[header - 1])
+        self.assertIn("2 restart(s)", lines[header - 1])
+        self.assertEqual(lines[header + 1].split(), ["0.25", "0.4000", "0.4500", "0.3500"])
+        self.assertEqual(lines[header + 2].split(), ["0.5", "0.1500", "0.1000", "0.0500"])
+
+    def test_attacks_with_other_settings_get_their_own_table(self):
+        doc = document()
+        doc["results"][2]["step_size"] = doc["results"][3]["step_size"] = 0.01
+        text = format_table(doc)
+        self.assertEqual(text.count("worst-iterate"), 2)
+        self.assertIn("step size 0.01,", text)
+
+
+if __name__ == "__main__":
+    tf.test.main()

@@ -1,0 +1,19 @@
+"""Evaluation: white-box L-inf PGD robustness, results documents, model loading.
+
+`evaluate_robustness` scores a model under PGD attacks (restarts, worst
+iterate, every step count from one run); `results_document` / `format_table`
+/ `write_results` record it; `load_model_for_eval` opens a training model_dir,
+a SavedModel or a .keras file; `EvalConfig` + `run_evaluation` are what
+eval_main.py runs.
+"""
+
+from tf_atalp.evaluation.config import EvalConfig
+from tf_atalp.evaluation.loading import ModelSource, find_model, load_model_for_eval
+from tf_atalp.evaluation.results import format_table, results_document, write_results
+from tf_atalp.evaluation.robustness import evaluate_robustness
+from tf_atalp.evaluation.run import run_evaluation
+
+__all__ = [
+    "EvalConfig", "ModelSource", "evaluate_robustness", "find_model", "format_table",
+    "load_model_for_eval", "results_document", "run_evaluation", "write_results",
+]

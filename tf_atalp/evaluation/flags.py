@@ -1,0 +1,69 @@
+"""The eval_main.py flags, turned once into an `EvalConfig` (which checks them all)."""
+
+from absl import flags
+
+from tf_atalp.attacks.pgd import OBJECTIVES
+from tf_atalp.data.config import SOURCES
+from tf_atalp.data.datasets import SPLITS
+from tf_atalp.evaluation.config import (
+    PAPER_EPSILONS, PAPER_ITERATIONS, PAPER_STEP_SIZE, EvalConfig)
+
+
+def define_eval_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Declares the evaluation flags in `flag_values` (once)."""
+    if "epsilons" in flag_values:
+        return
+    define = dict(flag_values=flag_values)
+    flags.DEFINE_string(
+        "model_dir", None,
+        "A training model_dir, a SavedModel folder or a .keras file.", **define)
+    flags.DEFINE_string(
+        "dataset", None, "The dataset (see train_main --dataset); default: the one the model "
+        "was trained on, from run_config.json.", **define)
+    flags.DEFINE_string("data_dir", None, "Image folder or TFDS data_dir; default: from "
+                        "run_config.json unless --dataset is given.", **define)
+    flags.DEFINE_enum("data_source", None, list(SOURCES),
+                      "Where the images come from; default: from run_config.json or auto.",
+                      **define)
+    flags.DEFINE_enum("split", "test", list(SPLITS), "The split evaluated.", **define)
+    flags.DEFINE_list("epsilons", [str(e) for e in PAPER_EPSILONS],
+                      "L-inf radii, pixel units in [0, 1] (the paper: 0.25, 0.5).", **define)
+    flags.DEFINE_list("iterations", [str(k) for k in PAPER_ITERATIONS],
+                      "PGD step counts reported; one run of the largest.", **define)
+    flags.DEFINE_float("step_size", PAPER_STEP_SIZE,
+                       "PGD step, pixel units (the paper: 1/256).", **define)
+    flags.DEFINE_integer("restarts", 1, "Random restarts per example.", **define)
+    flags.DEFINE_bool("random_start", True, "Start PGD at a random point of the ball.",
+                      **define)
+    flags.DEFINE_enum("objective", "cross_entropy", list(OBJECTIVES),
+                      "What PGD maximises.", **define)
+    flags.DEFINE_integer("batch_size", 64, "Examples per batch.", **define)
+    flags.DEFINE_integer("max_examples", None,
+                         "Evaluate only the first N examples of the split.", **define)
+    flags.DEFINE_integer("seed", 0, "Seed of the random starts.", **define)
+    flags.DEFINE_bool("jit_compile", False, "Compile the PGD loop with XLA.", **define)
+    flags.DEFINE_string("results_file", None, "The results JSON; default: "
+                        "<model_dir>/eval_results.json for a training model_dir.", **define)
+    flags.mark_flag_as_required("model_dir", flag_values=flag_values)
+
+
+def _numbers(name: str, values: list[str], kind) -> tuple:
+    try:
+        return tuple(kind(v) for v in values)
+    except ValueError:
+        raise ValueError(
+            f"`{name}` must be a comma-separated list of {kind.__name__} values. "
+            f"Received: {name}={','.join(values)}") from None
+
+
+def eval_config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> EvalConfig:
+    """Builds (and so checks) the `EvalConfig` from parsed flags; raises ValueError."""
+    f = flag_values
+    return EvalConfig(
+        model_dir=f.model_dir, dataset=f.dataset, data_dir=f.data_dir,
+        data_source=f.data_source, split=f.split,
+        epsilons=_numbers("epsilons", f.epsilons, float),
+        iterations=_numbers("iterations", f.iterations, int), step_size=f.step_size,
+        restarts=f.restarts, random_start=f.random_start, objective=f.objective,
+        batch_size=f.batch_size, max_examples=f.max_examples, seed=f.seed,
+        jit_compile=f.jit_compile, results_file=f.results_file)
