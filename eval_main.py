@@ -11,12 +11,13 @@ tf_atalp/evaluation/flags.py.
 
 import sys
 
-from absl import app
+from absl import app, flags
 
 from tf_atalp.evaluation import flags as eval_flags
 from tf_atalp.evaluation import format_table, run_evaluation
 
 eval_flags.define_eval_flags()
+flags.adopt_module_key_flags(eval_flags)  # so --helpshort lists them
 
 
 def main(argv):

@@ -11,6 +11,7 @@ from absl import app, flags
 from tf_atalp import config as config_lib
 
 config_lib.define_train_flags()
+flags.adopt_module_key_flags(config_lib)  # so --helpshort lists them
 
 
 def flagfile_text() -> str:

@@ -133,6 +133,7 @@ class ResumeTest(tf.test.TestCase):
         with open(os.path.join(killed_dir, "train_results.json")) as f:
             results = json.load(f)
         self.assertEqual(results["epochs"], 3)
+        self.assertIn("val_clean_accuracy", results["final_metrics"])
         self.assertLess(results["epochs_run_by_this_process"], 3)
         self.assertEqual(sorted(set(history_epochs(killed_dir))), [0, 1, 2])
         self.assertTrue(os.path.exists(os.path.join(killed_dir, "checkpoints",

@@ -153,7 +153,7 @@ class TrainerKerasIntegrationTest(tf.test.TestCase):
         dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
         trainer = AdversarialTrainer(feature_model(), defense("at_alp"), attack=FIXED_ATTACK)
         trainer.compile(optimizer="adam")
-        history = trainer.fit(dataset, epochs=1, verbose=0)
+        history = trainer.fit(dataset, epochs=1, verbose=0, shuffle=False)
         self.assertLen(history.history["loss"], 1)
 
     def test_mixed_bfloat16(self):

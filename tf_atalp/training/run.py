@@ -15,6 +15,7 @@ writes the model_dir:
     train_results.json  final metrics of the run
 """
 
+import csv
 import dataclasses
 import json
 import os
@@ -36,6 +37,7 @@ FLAGFILE = "train.flags"
 MODEL_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
 RESULTS_FILE = "train_results.json"
+HISTORY_FILE = "history.csv"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,8 +132,19 @@ def _callbacks(model_dir: str) -> list[keras.callbacks.Callback]:
             os.path.join(model_dir, "checkpoints", "epoch_{epoch:03d}.weights.h5"),
             save_weights_only=True),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-        keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"), append=True),
+        keras.callbacks.CSVLogger(os.path.join(model_dir, HISTORY_FILE), append=True),
     ]
+
+
+def last_epoch_metrics(history_path: str) -> dict:
+    """The metrics of the last finished epoch in history.csv (spans resumes)."""
+    if not os.path.exists(history_path):
+        return {}
+    with open(history_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    return {key: float(value) for key, value in rows[-1].items() if key != "epoch" and value}
 
 
 def save_keras_model_atomically(network: keras.Model, path: str) -> None:
@@ -181,7 +194,7 @@ def train(prepared: PreparedRun, flagfile_text: str | None = None, verbose="auto
     if config.train.export_saved_model:
         from tf_atalp.export import export_saved_model  # TensorFlow-only, imported late.
         export_saved_model(network, os.path.join(model_dir, SAVED_MODEL_DIR))
-    final = {key: float(values[-1]) for key, values in history.history.items() if values}
+    final = last_epoch_metrics(os.path.join(model_dir, HISTORY_FILE))
     results = {
         "dataset": prepared.info.name, "num_train": prepared.info.num_train,
         "num_test": prepared.info.num_test, "num_classes": prepared.info.num_classes,
