@@ -13,10 +13,12 @@ builds one by name with the user's weights:
 | at_alp   | CE(adv) + alpha * ALP + beta * AT      | yes                |
 
 Default weights: alpha = 0.5 (Kannan et al.'s logit-pairing weight on
-ImageNet) and beta = 0.1. The paper states neither. beta is our measured choice:
-AT uses an unsquared norm whose gradient does not fade as the maps agree, so a
-large beta holds back learning: on the synthetic task (README, "Choosing beta")
-beta = 1 left a tiny CNN near chance after 8 epochs while 0.1 trained.
+ImageNet) and beta = 0.1. The paper states neither. AT is an unsquared norm
+whose gradient does not fade as the maps agree, so a large beta can hold
+learning back: `python bench/beta_sweep.py` (bench/results/beta_sweep.json)
+found every beta in [0, 1] harmless for a BatchNorm ResNet-10 on the
+synthetic task, but for a CNN without BatchNorm beta >= 0.1 cost accuracy
+(beta = 1 stayed at chance). Lower beta for such models.
 """
 
 import dataclasses
