@@ -18,6 +18,7 @@ from tf_atalp.data.config import DataConfig
 from tf_atalp.defenses import DEFAULT_ALPHA, DEFAULT_BETA, defense_names, get_defense
 from tf_atalp.io_utils import atomic_write_text
 from tf_atalp.loss_terms import CE_TARGETS
+from tf_atalp.model_dir import RUN_CONFIG_FILE
 from tf_atalp.validation import check
 
 ARCHITECTURES = ("resnet", "applications")
@@ -28,7 +29,6 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-RUN_CONFIG_FILE = "run_config.json"
 
 
 

@@ -10,9 +10,9 @@ import os
 import keras
 
 import tf_atalp.models  # noqa: F401  (registers the custom layers for load_model)
-from tf_atalp.config import RUN_CONFIG_FILE, RunConfig, load_run_config
+from tf_atalp.config import RunConfig, load_run_config
 from tf_atalp.export import SAVED_MODEL_FILE, load_serving_model
-from tf_atalp.training.run import MODEL_FILE
+from tf_atalp.model_dir import MODEL_FILE, RUN_CONFIG_FILE
 
 
 @dataclasses.dataclass(frozen=True)

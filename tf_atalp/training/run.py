@@ -26,18 +26,15 @@ import tensorflow as tf
 from absl import logging
 
 from tf_atalp import data as data_lib
-from tf_atalp.config import RUN_CONFIG_FILE, RunConfig, save_run_config
+from tf_atalp.config import RunConfig, save_run_config
 from tf_atalp.io_utils import atomic_write_json, atomic_write_text
+from tf_atalp.model_dir import (
+    FLAGFILE, HISTORY_FILE, MODEL_FILE, RESULTS_FILE, RUN_CONFIG_FILE, SAVED_MODEL_DIR)
 from tf_atalp.models import build_applications_resnet, build_resnet
 from tf_atalp.training.schedules import WarmupSchedule
 from tf_atalp.training.strategy import make_strategy
 from tf_atalp.training.trainer import AdversarialTrainer
 
-FLAGFILE = "train.flags"
-MODEL_FILE = "model.keras"
-SAVED_MODEL_DIR = "saved_model"
-RESULTS_FILE = "train_results.json"
-HISTORY_FILE = "history.csv"
 
 
 @dataclasses.dataclass(frozen=True)
