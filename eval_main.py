@@ -13,6 +13,7 @@ import sys
 
 from absl import app, flags
 
+from tf_atalp.cli import exit_with_error
 from tf_atalp.evaluation import flags as eval_flags
 from tf_atalp.evaluation import format_table, run_evaluation
 
@@ -25,9 +26,9 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
         config = eval_flags.eval_config_from_flags()
-    except ValueError as error:
-        raise app.UsageError(str(error)) from error
-    document = run_evaluation(config, command=sys.argv)
+        document = run_evaluation(config, command=sys.argv)
+    except (ValueError, FileNotFoundError) as error:
+        exit_with_error(str(error))
     print(format_table(document))
     print(f"\nResults: {config.results_path}")
 

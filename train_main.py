@@ -9,6 +9,8 @@ Rerun the same command after an interruption to resume. Flags: tf_atalp/config.p
 from absl import app, flags
 
 from tf_atalp import config as config_lib
+from tf_atalp.cli import exit_with_error
+from tf_atalp.training import run
 
 config_lib.define_train_flags()
 flags.adopt_module_key_flags(config_lib)  # so --helpshort lists them
@@ -24,12 +26,11 @@ def flagfile_text() -> str:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from tf_atalp.training import run  # TensorFlow is imported after the flags parse.
     try:
         config = config_lib.run_config_from_flags()
-        prepared = run.prepare_run(config)
+        prepared = run.prepare_run(config)  # every check; writes nothing
     except (ValueError, FileNotFoundError) as error:
-        raise app.UsageError(str(error)) from error
+        exit_with_error(str(error))
     run.train(prepared, flagfile_text())
 
 

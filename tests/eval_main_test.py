@@ -61,8 +61,41 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
         self.assertIn(f"Clean accuracy: {clean:.4f}", run.stdout)
         self.assertIn("epsilon         2        5  worst-iterate", run.stdout)
         self.assertEqual(sorted(os.listdir(self.model_dir)),
-                         ["checkpoints", "eval_results.json", "model.keras", "run_config.json",
-                          "saved_model"])
+                         ["checkpoints", "eval_results.json", "eval_results.png", "model.keras",
+                          "run_config.json", "saved_model"])
+        self.assertGreater(document["seconds"], 0.0)
+        self.assertIsNone(document["dataset"]["subset"])  # max_examples covers the split
+        per_class = document["per_class"]
+        self.assertEqual(per_class["class_names"], [f"class_{k}" for k in range(4)])
+        self.assertEqual(sum(per_class["num_examples"]), 64)
+        self.assertLen(per_class["attacks"], 1)
+        self.assertEqual(per_class["attacks"][0]["iterations"], 5)
+
+    def test_max_examples_takes_a_class_balanced_subset(self):
+        run = run_eval_main(f"--model_dir={self.model_dir}", "--epsilons=0.03",
+                            "--iterations=1", "--max_examples=8")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        with open(self.results_file) as f:
+            document = json.load(f)
+        self.assertEqual(document["dataset"]["num_examples"], 8)
+        subset = document["dataset"]["subset"]
+        self.assertEqual(subset["per_class"], {f"class_{k}": 2 for k in range(4)})
+        self.assertIn("class-balanced", subset["rule"])
+        self.assertEqual(document["per_class"]["num_examples"], [2, 2, 2, 2])
+
+    def test_defaults_add_the_training_epsilon_and_mark_weak_cells(self):
+        # Default epsilons: the paper's 0.25 and 0.5 and the training epsilon 8/255. With
+        # step 1/256, 10 steps reach 10/256 >= 8/255 but not 0.25 or 0.5.
+        run = run_eval_main(f"--model_dir={self.model_dir}", "--iterations=10",
+                            "--max_examples=4")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        with open(self.results_file) as f:
+            document = json.load(f)
+        reach = {point["epsilon"]: point["can_reach_boundary"] for point in document["results"]}
+        self.assertEqual(reach, {8 / 255: True, 0.25: False, 0.5: False})
+        self.assertIn("(epsilon 0.25, 10 steps), (epsilon 0.5, 10 steps)", run.stderr)
+        self.assertIn("0.0000*", run.stdout)
+        self.assertIn("cannot reach the epsilon boundary", run.stdout)
 
     def test_evaluates_the_saved_model_like_the_keras_model(self):
         saved_model = shutil.copytree(os.path.join(self.model_dir, "saved_model"),
@@ -89,6 +122,15 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
         self.assertNotEqual(run.returncode, 0)
         self.assertRegex(run.stderr + run.stdout, message)
         self.assertFalse(os.path.exists(self.results_file))
+
+    def test_errors_come_alone_without_the_flag_listing(self):
+        run = run_eval_main(f"--model_dir={self.model_dir}", "--dataset=flowers17",
+                            "--data_dir=/no/such/folder")
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("eval_main.py: error:", run.stderr)
+        self.assertIn("/no/such/folder", run.stderr)
+        self.assertNotIn("Traceback", run.stderr)
+        self.assertNotIn("Random restarts per example.", run.stderr + run.stdout)
 
     def test_missing_model_dir_exits_nonzero(self):
         run = run_eval_main("--epsilons=0.03")

@@ -30,13 +30,19 @@ class EvalConfigTest(tf.test.TestCase, parameterized.TestCase):
         cls.saved_model = shutil.copytree(os.path.join(cls.model_dir, "saved_model"),
                                           os.path.join(temporary_folder(cls), "exported"))
 
-    def test_defaults_are_the_papers_white_box_setting(self):
-        config = EvalConfig(model_dir=self.model_dir)
+    def test_without_a_run_config_the_default_epsilons_are_the_papers(self):
+        config = EvalConfig(model_dir=self.saved_model, dataset="synthetic",
+                            results_file=os.path.join(temporary_folder(self), "r.json"))
         self.assertEqual(config.epsilons, (0.25, 0.5))
+
+    def test_defaults_are_the_papers_white_box_setting(self):
+        # The paper's radii 0.25 and 0.5, plus the model's training radius (8/255 here).
+        config = EvalConfig(model_dir=self.model_dir)
+        self.assertEqual(config.epsilons, (8 / 255, 0.25, 0.5))
         self.assertEqual(config.iterations, (10, 20, 50, 100, 200))
         self.assertEqual(config.step_size, 0.00390625)
         attacks = config.attacks()
-        self.assertEqual([a.epsilon for a in attacks], [0.25, 0.5])
+        self.assertEqual([a.epsilon for a in attacks], [8 / 255, 0.25, 0.5])
         for attack in attacks:
             self.assertEqual((attack.iterations, attack.step_size, attack.restarts),
                              (200, 1 / 256, 1))

@@ -11,11 +11,12 @@ import tf_atalp
 from tests.evaluation_fixtures import temporary_folder
 from tf_atalp.attacks import PGDConfig
 from tf_atalp.evaluation import format_table, results_document, write_results
+from tf_atalp.evaluation.results import can_reach_boundary, weak_cells
 
 POINT_KEYS = {
     "threat_model", "attack", "norm", "epsilon", "step_size", "iterations", "run_iterations",
     "random_start", "restarts", "objective", "batchnorm_training", "accuracy", "correct",
-    "worst_iterate_accuracy", "worst_iterate_correct", "num_examples"}
+    "worst_iterate_accuracy", "worst_iterate_correct", "num_examples", "can_reach_boundary"}
 
 
 def evaluation(n=20):
@@ -23,8 +24,11 @@ def evaluation(n=20):
     def attack_result(epsilon, correct, worst):
         return {"attack": PGDConfig(epsilon, 1 / 256, 20, restarts=2), "record_at": [10, 20],
                 "correct": correct, "accuracy": [c / n for c in correct],
-                "worst_iterate_correct": worst, "worst_iterate_accuracy": [w / n for w in worst]}
+                "worst_iterate_correct": worst, "worst_iterate_accuracy": [w / n for w in worst],
+                "per_class_correct": [correct[-1], 0], "per_class_worst_iterate_correct":
+                [worst[-1], 0]}
     return {"num_examples": n, "clean_correct": 15, "clean_accuracy": 15 / n,
+            "per_class": {"num_examples": [n, 0], "clean_correct": [15, 0]},
             "attacks": [attack_result(0.25, [8, 9], [8, 7]), attack_result(0.5, [3, 2], [2, 1])]}
 
 
@@ -54,6 +58,28 @@ class ResultsDocumentTest(tf.test.TestCase):
         self.assertEqual((first["correct"], first["accuracy"]), (9, 0.45))
         self.assertEqual((first["worst_iterate_correct"], first["worst_iterate_accuracy"]),
                          (7, 0.35))
+
+    def test_points_that_cannot_reach_the_boundary_are_marked(self):
+        # Step 1/256: 10 and 20 steps move a pixel at most 10/256 and 20/256 < 0.25.
+        for point in document()["results"]:
+            self.assertFalse(point["can_reach_boundary"])
+        self.assertTrue(can_reach_boundary(0.25, 1 / 256, 64))
+        self.assertFalse(can_reach_boundary(0.25, 1 / 256, 63))
+        self.assertEqual(weak_cells([8 / 256, 0.25], 1 / 256, [5, 10, 100]),
+                         [(8 / 256, 5), (0.25, 5), (0.25, 10)])
+        table = format_table(document())
+        self.assertIn("0.4500*", table)
+        self.assertIn("cannot reach the epsilon boundary", table)
+
+    def test_per_class_accuracy_with_names_and_empty_classes(self):
+        per_class = document(class_names=["cat", "dog"])["per_class"]
+        self.assertEqual(per_class["class_names"], ["cat", "dog"])
+        self.assertEqual(per_class["clean_accuracy"], [0.75, None])
+        self.assertEqual(per_class["attacks"][0],
+                         {"epsilon": 0.25, "iterations": 20, "accuracy": [0.45, None],
+                          "worst_iterate_accuracy": [0.35, None]})
+        with self.assertRaisesRegex(ValueError, "`class_names` must have 2 entries"):
+            document(class_names=["cat"])
 
     def test_document_records_data_model_command_and_versions(self):
         doc = document(settings={"seed": 3})
@@ -114,8 +140,9 @@ class FormatTableTest(tf.test.TestCase):
         self.assertIn("white-box L-inf PGD", lines[header - 1])
         self.assertIn("step size 0.00390625", lines[header - 1])
         self.assertIn("2 restart(s)", lines[header - 1])
-        self.assertEqual(lines[header + 1].split(), ["0.25", "0.4000", "0.4500", "0.3500"])
-        self.assertEqual(lines[header + 2].split(), ["0.5", "0.1500", "0.1000", "0.0500"])
+        # Starred: 10 and 20 steps of 1/256 cannot reach epsilon 0.25 or 0.5.
+        self.assertEqual(lines[header + 1].split(), ["0.25", "0.4000*", "0.4500*", "0.3500"])
+        self.assertEqual(lines[header + 2].split(), ["0.5", "0.1500*", "0.1000*", "0.0500"])
 
     def test_attacks_with_other_settings_get_their_own_table(self):
         doc = document()

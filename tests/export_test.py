@@ -1,5 +1,6 @@
 """Tests of tf_atalp.export: the serving signature and white-box attacks through it."""
 
+import json
 import os
 from unittest import mock
 
@@ -10,7 +11,9 @@ from absl.testing import parameterized
 
 from tests.evaluation_fixtures import IMAGE_SIZE, NUM_CLASSES, temporary_folder, tiny_resnet
 from tf_atalp.attacks import PGDConfig, pgd_from_config
-from tf_atalp.export import export_saved_model, load_serving_model
+from tf_atalp.export import export_saved_model, load_serving_model, read_class_names
+
+CLASS_NAMES = ("cat", "dog", "fox", "owl")
 
 
 def images_batch(n, seed=0):
@@ -38,6 +41,7 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
         cls.network = tiny_resnet()
         cls.export_dir = export_saved_model(
             cls.network, os.path.join(temporary_folder(cls), "saved_model"))
+        cls.signature = tf.saved_model.load(cls.export_dir).signatures["serving_default"]
 
     @parameterized.parameters(1, 3, 8)
     def test_signature_predicts_what_the_keras_model_predicts(self, batch_size):
@@ -87,6 +91,50 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
             model(images_batch(2), training=True)
         with self.assertRaisesRegex(ValueError, r"`images` must be \[N, 32, 32, 3\]"):
             model(tf.zeros([2, 16, 16, 3]))
+
+    @parameterized.parameters([[2, 16, 16, 3]], [[2, 48, 48, 3]], [[2, 32, 48, 3]],
+                              [[2, 32, 32, 1]], [[32, 32, 3]])
+    def test_signature_refuses_images_of_another_shape(self, shape):
+        with self.assertRaisesRegex(
+                tf.errors.InvalidArgumentError,
+                r"images must be \[N, 32, 32, 3\] float32 in \[0, 1\]; "
+                r"received height/width/channels"):
+            self.signature(images=tf.zeros(shape))
+
+    @parameterized.named_parameters(
+        ("uint8_range", lambda x: x * 255.0), ("negative", lambda x: x - 0.5),
+        ("just_above_one", lambda x: x + (1.0 + 1e-6 - tf.reduce_max(x))), ("nan", lambda x: x + float("nan")))
+    def test_signature_refuses_pixels_outside_zero_one(self, transform):
+        images = transform(images_batch(2))
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
+                                    r"float pixels in \[0, 1\] \(divide uint8 images by 255\)"):
+            self.signature(images=images)
+        with self.assertRaises(tf.errors.InvalidArgumentError):
+            load_serving_model(self.export_dir)(images)
+
+    def test_signature_takes_the_ends_of_the_range(self):
+        for value in (0.0, 1.0):
+            images = tf.fill([2, IMAGE_SIZE, IMAGE_SIZE, 3], value)
+            self.assertAllClose(self.signature(images=images)["logits"],
+                                self.network(images)["logits"], atol=1e-5)
+
+    def test_serving_info_describes_the_signature(self):
+        with open(os.path.join(self.export_dir, "assets", "serving_info.json")) as f:
+            info = json.load(f)
+        self.assertEqual(info["signature"], "serving_default")
+        self.assertEqual(info["inputs"]["images"]["shape"], [None, IMAGE_SIZE, IMAGE_SIZE, 3])
+        self.assertEqual(info["inputs"]["images"]["dtype"], "float32")
+        self.assertEqual(info["inputs"]["images"]["range"], [0.0, 1.0])
+        for output in ("logits", "probabilities"):
+            self.assertEqual(info["outputs"][output]["shape"], [None, NUM_CLASSES])
+        self.assertIn("InvalidArgumentError", info["invalid_input"])
+        self.assertIsNone(info["class_names"])
+
+    def test_export_without_class_names_has_none(self):
+        self.assertIsNone(read_class_names(self.export_dir))
+        self.assertIsNone(load_serving_model(self.export_dir).class_names)
+        self.assertFalse(os.path.exists(
+            os.path.join(self.export_dir, "assets", "class_names.txt")))
 
     def test_load_serving_model_names_a_missing_saved_model(self):
         with self.assertRaisesRegex(FileNotFoundError, "saved_model.pb"):
@@ -162,6 +210,45 @@ class ExportWritingTest(tf.test.TestCase):
         with self.assertRaisesRegex(ValueError, "`export_dir` must be a new folder"):
             export_saved_model(tiny_resnet(), self.export_dir)
         self.assertEqual(os.listdir(self.export_dir), ["notes.txt"])
+
+
+class ExportClassNamesTest(tf.test.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.parent = temporary_folder(self)
+        self.export_dir = os.path.join(self.parent, "saved_model")
+
+    def test_class_names_round_trip_through_tracked_assets(self):
+        export_saved_model(tiny_resnet(), self.export_dir, class_names=list(CLASS_NAMES))
+        self.assertEqual(read_class_names(self.export_dir), CLASS_NAMES)
+        self.assertEqual(load_serving_model(self.export_dir).class_names, CLASS_NAMES)
+        with open(os.path.join(self.export_dir, "assets", "class_names.txt")) as f:
+            self.assertEqual(f.read(), "cat\ndog\nfox\nowl\n")
+        with open(os.path.join(self.export_dir, "assets", "serving_info.json")) as f:
+            self.assertEqual(json.load(f)["class_names"], list(CLASS_NAMES))
+        loaded = tf.saved_model.load(self.export_dir)  # Assets of the SavedModel, not stray files
+        for attribute, name in (("class_names_file", "class_names.txt"),
+                                ("serving_info_file", "serving_info.json")):
+            path = getattr(loaded, attribute).asset_path.numpy().decode()
+            self.assertEqual(path, os.path.join(self.export_dir, "assets", name))
+
+    def test_mismatched_class_names_are_refused_before_any_write(self):
+        with self.assertRaisesRegex(ValueError, r"`class_names` must have K=4 entries.*Received: 3"):
+            export_saved_model(tiny_resnet(), self.export_dir, class_names=CLASS_NAMES[:3])
+        self.assertEqual(os.listdir(self.parent), [])
+
+    def test_class_names_must_be_strings_on_one_line(self):
+        for bad in ("catdogfoxowl", ["cat", "dog", "fox", 4], ["cat", "dog", "f\nox", "owl"],
+                    ["cat", "", "fox", "owl"]):
+            with self.assertRaisesRegex(ValueError, "`class_names` must"):
+                export_saved_model(tiny_resnet(), self.export_dir, class_names=bad)
+        self.assertEqual(os.listdir(self.parent), [])
+
+    def test_reexport_without_class_names_drops_them(self):
+        export_saved_model(tiny_resnet(), self.export_dir, class_names=CLASS_NAMES)
+        export_saved_model(tiny_resnet(), self.export_dir)
+        self.assertIsNone(read_class_names(self.export_dir))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,10 +11,22 @@ import tempfile
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import tf_atalp.models  # noqa: F401  (registers the custom layers for load_model)
 from tf_atalp.data.synthetic import make_synthetic_arrays
+
+
+def write_image_folder(root, counts, size=32):
+    """Writes `counts[class]` random PNG images into `root/<class>/`."""
+    rng = np.random.default_rng(0)
+    for name, count in counts.items():
+        os.makedirs(os.path.join(root, name))
+        for index in range(count):
+            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            tf.io.write_file(os.path.join(root, name, f"{index:03d}.png"),
+                             tf.io.encode_png(pixels))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_RUN = [
@@ -21,7 +34,9 @@ TINY_RUN = [
     "--image_size=32", "--depth=10", "--width=8", "--defense=at_alp", "--epsilon=0.03",
     "--step_size=0.01", "--pgd_iterations=2", "--batch_size=32", "--optimizer=adam",
     "--learning_rate=0.003", "--weight_decay=0", "--eval_pgd_iterations=2",
+    "--mixed_precision=float32",  # the same numbers on every machine
 ]
+HELP_LISTING_LINE = "Cache decoded images in memory."  # a line of --helpshort
 
 
 def command(*args):
@@ -39,6 +54,20 @@ def history_epochs(model_dir):
         return [int(row["epoch"]) for row in csv.DictReader(f)]
 
 
+def final_weights(model_dir):
+    network = keras.models.load_model(os.path.join(model_dir, "model.keras"), compile=False)
+    return network.get_weights()
+
+
+def assert_message_alone(test, result, expected):
+    """A failed command: the message on stderr, no traceback, no flag listing."""
+    test.assertNotEqual(result.returncode, 0)
+    test.assertIn(expected, result.stderr)
+    test.assertIn("error:", result.stderr)
+    test.assertNotIn("Traceback", result.stderr)
+    test.assertNotIn(HELP_LISTING_LINE, result.stderr + result.stdout)
+
+
 class TrainMainEndToEndTest(tf.test.TestCase):
 
     @classmethod
@@ -53,10 +82,15 @@ class TrainMainEndToEndTest(tf.test.TestCase):
     def test_every_artefact_is_written(self):
         for name in ("run_config.json", "train.flags", "model.keras", "history.csv",
                      "train_results.json", "checkpoints/epoch_001.weights.h5",
-                     "checkpoints/epoch_002.weights.h5", "saved_model/saved_model.pb"):
+                     "checkpoints/epoch_002.weights.h5", "saved_model/saved_model.pb",
+                     "class_names.json", "training_curves.png",
+                     "saved_model/assets/class_names.txt"):
             self.assertTrue(os.path.exists(os.path.join(self.model_dir, name)), name)
         self.assertNotEmpty(os.listdir(os.path.join(self.model_dir, "logs")))
-        self.assertEqual(history_epochs(self.model_dir), [0, 1])
+        # history.csv numbers epochs as the checkpoints do, from 1.
+        self.assertEqual(history_epochs(self.model_dir), [1, 2])
+        with open(os.path.join(self.model_dir, "class_names.json")) as f:
+            self.assertEqual(json.load(f)["class_names"], [f"class_{k}" for k in range(4)])
         leftovers = [n for n in os.listdir(self.model_dir) if n.startswith(".tmp-")]
         self.assertEmpty(leftovers)
 
@@ -64,9 +98,30 @@ class TrainMainEndToEndTest(tf.test.TestCase):
         with open(os.path.join(self.model_dir, "train_results.json")) as f:
             results = json.load(f)
         self.assertEqual(results["epochs"], 2)
+        self.assertEqual(results["precision"]["policy"], "float32")
+        self.assertGreater(results["training_seconds"], 0.0)
         for key in ("loss", "ce", "alp", "at", "clean_accuracy", "adversarial_accuracy",
                     "val_clean_accuracy", "val_adversarial_accuracy"):
             self.assertIn(key, results["final_metrics"])
+
+    def test_prints_the_data_precision_and_a_readable_summary(self):
+        out = self.result.stdout
+        self.assertIn("Dataset synthetic: synthetic gratings made in process (seed 0)", out)
+        self.assertIn("sizes    train 256, test 64 images, 32x32 px", out)
+        self.assertIn("Precision: float32 (--mixed_precision=float32 was asked for)", out)
+        self.assertIn(f"Training finished: {self.model_dir}", out)
+        self.assertRegex(out, r"time +[0-9.]+ s of training in all")
+        self.assertNotIn("Training finished: {", self.result.stderr)  # no dict in a log line
+
+    def test_keras_model_loads_after_a_plain_import_of_tf_atalp(self):
+        code = ("import sys, keras, tf_atalp; "
+                "m = keras.models.load_model(sys.argv[1]); print(sorted(m.output))")
+        loaded = subprocess.run(
+            [sys.executable, "-c", code, os.path.join(self.model_dir, "model.keras")],
+            cwd=ROOT, capture_output=True, text=True, timeout=300,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        self.assertEqual(loaded.returncode, 0, loaded.stderr[-3000:])
+        self.assertIn("'logits'", loaded.stdout)
 
     def test_keras_model_and_saved_model_agree(self):
         images, _ = make_synthetic_arrays(5, 32, 4, seed=9)
@@ -95,30 +150,44 @@ class TrainMainEndToEndTest(tf.test.TestCase):
             self.assertEqual(point["threat_model"], "white_box")
             self.assertLessEqual(point["accuracy"], document["clean_accuracy"])
 
-    def test_flagfile_reproduces_the_run(self):
-        # Same settings: the model_dir check accepts it and training resumes at the end.
+    def test_rerunning_a_finished_run_changes_nothing(self):
+        # The flagfile reproduces the run: the model_dir check accepts it, and a finished
+        # run is left exactly as it is (train_results.json included).
+        files = ("train_results.json", "history.csv", "model.keras", "run_config.json")
+        before = {name: open(os.path.join(self.model_dir, name), "rb").read() for name in files}
         flagfile = os.path.join(self.model_dir, "train.flags")
         again = run(f"--flagfile={flagfile}")
         self.assertEqual(again.returncode, 0, again.stderr[-3000:])
-        with open(os.path.join(self.model_dir, "train_results.json")) as f:
-            self.assertEqual(json.load(f)["epochs_run_by_this_process"], 0)
+        self.assertIn("nothing to do", again.stdout)
+        for name in files:
+            with open(os.path.join(self.model_dir, name), "rb") as f:
+                self.assertEqual(f.read(), before[name], name)
 
     def test_other_settings_in_the_same_model_dir_are_refused(self):
         other = run(*TINY_RUN, "--epochs=2", "--beta=0.7", f"--model_dir={self.model_dir}")
-        self.assertNotEqual(other.returncode, 0)
-        self.assertIn("defense.beta", other.stderr)
+        assert_message_alone(self, other, "defense.beta")
+
+    def test_a_model_dir_without_a_finished_epoch_takes_other_settings(self):
+        # A start that finished no epoch (here: only its run_config.json) blocks nothing.
+        model_dir = os.path.join(tempfile.mkdtemp(), "restarted")
+        os.makedirs(model_dir)
+        shutil.copy(os.path.join(self.model_dir, "run_config.json"), model_dir)
+        other = run(*TINY_RUN, "--epochs=1", "--beta=0.7", f"--model_dir={model_dir}")
+        self.assertEqual(other.returncode, 0, other.stderr[-3000:])
+        with open(os.path.join(model_dir, "run_config.json")) as f:
+            self.assertEqual(json.load(f)["defense"]["beta"], 0.7)
 
 
 class ResumeTest(tf.test.TestCase):
 
-    def test_killed_run_resumes_to_the_same_epoch_count(self):
+    def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(self):
         base = tempfile.mkdtemp()
         args = [*TINY_RUN, "--synthetic_train_size=1024", "--epochs=3", "--seed=1"]
         killed_dir = os.path.join(base, "killed")
         process = subprocess.Popen(
             command(*args, f"--model_dir={killed_dir}"), cwd=ROOT, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-        first_checkpoint = os.path.join(killed_dir, "checkpoints", "epoch_001.weights.h5")
+        first_checkpoint = os.path.join(killed_dir, "backup", "training_metadata.json")
         deadline = time.time() + 300
         while not os.path.exists(first_checkpoint) and time.time() < deadline:
             self.assertIsNone(process.poll(), "training ended before it could be killed")
@@ -130,33 +199,43 @@ class ResumeTest(tf.test.TestCase):
 
         resumed = run(*args, f"--model_dir={killed_dir}")
         self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
+        self.assertRegex(resumed.stdout, r"Resuming from epoch [23] of 3")
         with open(os.path.join(killed_dir, "train_results.json")) as f:
             results = json.load(f)
         self.assertEqual(results["epochs"], 3)
         self.assertIn("val_clean_accuracy", results["final_metrics"])
         self.assertLess(results["epochs_run_by_this_process"], 3)
-        self.assertEqual(sorted(set(history_epochs(killed_dir))), [0, 1, 2])
+        # Every epoch once, numbered from 1; the total time spans both processes.
+        self.assertEqual(history_epochs(killed_dir), [1, 2, 3])
+        self.assertGreater(results["training_seconds"], results["seconds_this_process"])
         self.assertTrue(os.path.exists(os.path.join(killed_dir, "checkpoints",
                                                     "epoch_003.weights.h5")))
 
         straight_dir = os.path.join(base, "straight")
         straight = run(*args, f"--model_dir={straight_dir}")
         self.assertEqual(straight.returncode, 0, straight.stderr[-3000:])
+        # Same data order, augmentation and attack starts: the same weights.
+        for resumed_weight, straight_weight in zip(final_weights(killed_dir),
+                                                    final_weights(straight_dir)):
+            self.assertAllClose(resumed_weight, straight_weight, atol=1e-4, rtol=1e-4)
         with open(os.path.join(straight_dir, "train_results.json")) as f:
             reference = json.load(f)["final_metrics"]
-        accuracy = results["final_metrics"]["val_clean_accuracy"]
-        self.assertGreater(accuracy, 0.9)
-        self.assertGreater(accuracy, reference["val_clean_accuracy"] - 0.1)
+        self.assertAllClose(results["final_metrics"]["val_clean_accuracy"],
+                            reference["val_clean_accuracy"])
+        self.assertGreater(reference["val_clean_accuracy"], 0.9)
 
 
 class BadFlagsTest(tf.test.TestCase):
 
-    def assert_refused(self, flags, expected_message):
+    def assert_refused(self, flags, expected_message, base=TINY_RUN):
         model_dir = os.path.join(tempfile.mkdtemp(), "never")
-        result = run(*TINY_RUN, *flags, f"--model_dir={model_dir}", timeout=120)
+        result = run(*base, *flags, f"--model_dir={model_dir}", timeout=120)
         self.assertNotEqual(result.returncode, 0)
         self.assertIn(expected_message, result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+        self.assertNotIn(HELP_LISTING_LINE, result.stderr + result.stdout)
         self.assertFalse(os.path.exists(model_dir), "a refused run must write nothing")
+        return model_dir
 
     def test_out_of_range_epsilon(self):
         self.assert_refused(["--epsilon=2"], "epsilon")
@@ -170,6 +249,25 @@ class BadFlagsTest(tf.test.TestCase):
     def test_missing_data_folder(self):
         self.assert_refused(["--dataset=flowers17", "--data_dir=/no/such/folder"],
                             "/no/such/folder")
+
+    def test_empty_class_folder(self):
+        root = tempfile.mkdtemp()
+        write_image_folder(root, {"cat": 4, "dog": 0})
+        self.assert_refused(["--dataset=folder", f"--data_dir={root}"], "holds no images")
+
+    def test_corrupt_image_is_named_with_the_flag_and_skip_corrupt_then_works(self):
+        root = tempfile.mkdtemp()
+        write_image_folder(root, {"cat": 12, "dog": 12})
+        with open(os.path.join(root, "dog", "broken.jpg"), "wb") as f:
+            f.write(b"not a jpeg at all")
+        folder_run = [*TINY_RUN, "--dataset=folder", f"--data_dir={root}", "--batch_size=8",
+                      "--epochs=1"]
+        model_dir = self.assert_refused([], "--skip_corrupt", base=folder_run)
+        self.assertIn("broken.jpg", run(*folder_run, f"--model_dir={model_dir}").stderr)
+        # The rerun that the error suggests is not blocked by the failed start.
+        skipped = run(*folder_run, "--skip_corrupt", f"--model_dir={model_dir}")
+        self.assertEqual(skipped.returncode, 0, skipped.stderr[-3000:])
+        self.assertIn("train 20, test 4 images", skipped.stdout)  # 25 files, 1 corrupt
 
     def test_unknown_attention_group(self):
         self.assert_refused(["--attention_groups=conv9_x"], "attention_groups")

@@ -3,6 +3,13 @@
 Subpackages: `models` (ResNets with conv-group outputs), `attacks` (PGD/FGSM),
 `losses` (CE, ALP, AT terms), `defenses` (the registry), `training` (the
 Keras trainer), `data` (tf.data pipelines), `evaluation`, `export`.
+
+Importing `tf_atalp` registers every custom Keras object of the package, so
+`keras.models.load_model("model.keras")` works after a plain `import tf_atalp`.
 """
 
 __version__ = "0.1.0"
+
+# Registers the custom layers (ImageNormalization, NonLocalDenoising, ...) with Keras.
+from tf_atalp import models  # noqa: E402,F401  (imported for its side effect)
+from tf_atalp.training import schedules  # noqa: E402,F401  (registers WarmupSchedule)

@@ -19,6 +19,7 @@ from tf_atalp.defenses import DEFAULT_ALPHA, DEFAULT_BETA, defense_names, get_de
 from tf_atalp.io_utils import atomic_write_text
 from tf_atalp.loss_terms import CE_TARGETS
 from tf_atalp.model_dir import RUN_CONFIG_FILE
+from tf_atalp.training.precision import AUTO, PRECISIONS
 from tf_atalp.validation import check
 
 ARCHITECTURES = ("resnet", "applications")
@@ -27,7 +28,6 @@ APPLICATION_DEPTHS = (50, 101, 152)
 GROUPS = ("conv2_x", "conv3_x", "conv4_x", "conv5_x")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
@@ -114,7 +114,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     seed: int = 0
-    mixed_precision: str = "float32"
+    mixed_precision: str = AUTO
     jit_compile: bool = False
     attack_jit_compile: bool = False
     strategy: str = "default"
@@ -298,8 +298,10 @@ def define_train_flags() -> None:
     flags.DEFINE_integer("seed", 0, "Random seed of weights, data order and attacks.",
                          lower_bound=0)
     # Execution.
-    flags.DEFINE_enum("mixed_precision", "float32", list(PRECISIONS),
-                      "Compute dtype policy; losses stay float32.")
+    flags.DEFINE_enum("mixed_precision", AUTO, list(PRECISIONS),
+                      "Compute dtype policy; losses stay float32. auto: mixed_bfloat16 where "
+                      "the hardware computes bf16 natively (TPU, GPU >= 8.0, CPU with AMX or "
+                      "AVX512-BF16), else float32.")
     flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
     flags.DEFINE_bool("attack_jit_compile", False, "Compile the PGD loop with XLA.")
     flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "tf.distribute strategy.")

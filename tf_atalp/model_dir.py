@@ -1,12 +1,36 @@
-"""The names of what a training run writes into its model_dir.
+"""The names of what a training run writes into its model_dir, and how far it got.
 
 train_main writes them (tf_atalp.training.run); eval_main and the export
 read them. One place, so neither side imports the other for a file name.
 """
 
+import json
+import os
+
 RUN_CONFIG_FILE = "run_config.json"  # the resolved RunConfig
 FLAGFILE = "train.flags"  # a flagfile that reproduces the run
+CLASS_NAMES_FILE = "class_names.json"  # class names in label order (index -> name)
 MODEL_FILE = "model.keras"  # the final network (logits + conv-group outputs)
 SAVED_MODEL_DIR = "saved_model"  # the serving SavedModel
 RESULTS_FILE = "train_results.json"  # final metrics of the run
-HISTORY_FILE = "history.csv"  # per-epoch metrics, appended across resumes
+HISTORY_FILE = "history.csv"  # per-epoch metrics, epochs numbered from 1
+TRAINING_CURVES_FILE = "training_curves.png"  # history.csv drawn
+CHECKPOINTS_DIR = "checkpoints"  # epoch_NNN.weights.h5 after every epoch
+CHECKPOINT_PATTERN = "epoch_{epoch:03d}.weights.h5"  # NNN counts from 1
+BACKUP_DIR = "backup"  # Keras BackupAndRestore state: what a rerun resumes from
+LOGS_DIR = "logs"  # TensorBoard
+# Written by keras.callbacks.BackupAndRestore into BACKUP_DIR after each epoch.
+BACKUP_METADATA_FILE = "training_metadata.json"
+
+
+def finished_epochs(model_dir: str) -> int:
+    """How many epochs of the run in `model_dir` are finished and backed up (0 if none)."""
+    path = os.path.join(model_dir, BACKUP_DIR, BACKUP_METADATA_FILE)
+    if not os.path.isfile(path):
+        return 0
+    try:
+        with open(path) as f:
+            return int(json.load(f)["epoch"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is corrupt: {error}. Delete {os.path.dirname(path)!r} to "
+                         "start the run again.") from error

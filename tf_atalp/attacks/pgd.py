@@ -222,7 +222,15 @@ def _check_images(images):
 
 
 def _seed_tensor(seed):
-    return None if seed is None else tf.constant([seed, 0], tf.int32)
+    """None, or the int64 [2] stateless seed of an int or of a [2] seed tensor."""
+    if seed is None:
+        return None
+    if isinstance(seed, int):
+        return tf.constant([seed, 0], tf.int64)
+    seed = tf.cast(seed, tf.int64)
+    if seed.shape.rank != 1 or seed.shape[0] != 2:
+        raise ValueError(f"`seed` must be an int or a [2] tensor. Received shape: {seed.shape}")
+    return seed
 
 
 def pgd(model: Callable,
@@ -251,7 +259,8 @@ def pgd(model: Callable,
       objective: "cross_entropy" or "margin".
       targeted: if True, move towards `target_labels` (int [N]).
       training: run the model in training mode during the attack.
-      seed: an int for a reproducible random start.
+      seed: an int (or an int [2] tensor, as inside a train step) for a
+        reproducible random start; None draws a fresh one every call.
       jit_compile: compile the loop with XLA.
     """
     config = PGDConfig(epsilon, step_size, iterations, random_start, objective, targeted, training)

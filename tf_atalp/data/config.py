@@ -145,10 +145,16 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
-    """What a dataset holds: class names in label order and split sizes (examples)."""
+    """What a dataset holds: class names in label order and split sizes (examples).
+
+    `origin` says where the examples come from and `split_rule` how the test
+    split was chosen, both for humans (the dataset summary of a run).
+    """
 
     name: str
     num_classes: int
     class_names: tuple[str, ...]
     num_train: int
     num_test: int
+    origin: str = ""
+    split_rule: str = ""

@@ -1,13 +1,16 @@
 """The public entry points: dataset info, validation, and the tf.data pipelines."""
 
+import dataclasses
 from typing import Callable
 
 import tensorflow as tf
 
 from tf_atalp.data.config import DataConfig, DatasetInfo
 from tf_atalp.data.folder_source import folder_dataset_info, folder_examples, list_config_folder
+from tf_atalp.data.image_check import drop_corrupt
 from tf_atalp.data.pipeline import (
-    check_enough_examples, derive_seed, finish_pipeline, per_replica_batch_size, pipeline_id)
+    EpochCounter, check_enough_examples, derive_seed, finish_pipeline, per_replica_batch_size,
+    pipeline_id)
 from tf_atalp.data.synthetic_source import synthetic_dataset_info, synthetic_examples
 from tf_atalp.data.tfds_source import check_tfds_config, tfds_dataset_info, tfds_examples
 
@@ -55,8 +58,27 @@ def validate_data_config(config: DataConfig) -> None:
                     f"Received: expected_num_classes={config.expected_num_classes}")
 
 
+def scan_dataset_info(config: DataConfig) -> DatasetInfo:
+    """`get_dataset_info` after decoding every listed image file once (folder source).
+
+    A corrupt file raises a ValueError naming it, or with `skip_corrupt` is
+    dropped (one warning) and not counted in the split sizes. The scan is
+    remembered for the process, so the pipelines do not decode twice to check.
+    """
+    info = get_dataset_info(config)
+    if config.resolved_source != "folder":
+        return info
+    listing = list_config_folder(config)
+    kept = {split: len(drop_corrupt(listing.split(split), config.skip_corrupt,
+                                    f"{split} split of {config.data_dir!r}").paths)
+            for split in SPLITS}
+    return dataclasses.replace(info, num_train=kept["train"], num_test=kept["test"])
+
+
 def make_dataset(config: DataConfig, split: str, training: bool,
-                 input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+                 input_context: tf.distribute.InputContext | None = None,
+                 epoch_counter: EpochCounter | None = None,
+                 max_batches: int | None = None) -> tf.data.Dataset:
     """The batched pipeline of one split.
 
     Args:
@@ -67,6 +89,9 @@ def make_dataset(config: DataConfig, split: str, training: bool,
             No repeat: one pass is one epoch.
         input_context: from `distribute_datasets_from_function`; sets the
             per-replica batch size and shards when num_input_pipelines > 1.
+        epoch_counter: (training) keys each pass's shuffle and augmentation
+            by its epoch number (see `EpochCounter`); None: passes 0, 1, ...
+        max_batches: end each pass after this many batches.
 
     Returns:
         Batches (images float32 [B, S, S, 3] in [0, 1], labels int32 [B]),
@@ -87,16 +112,24 @@ def make_dataset(config: DataConfig, split: str, training: bool,
                               f"{split} split of {config.dataset!r} (this input pipeline)")
     seed = derive_seed(config.seed, "pipeline", pipeline_id(input_context))
     cache = config.cache and source != "synthetic"  # synthetic data already sit in memory
-    return finish_pipeline(dataset, config, training, batch_size, cache, seed)
+    dataset = finish_pipeline(dataset, config, training, batch_size, cache, seed, epoch_counter)
+    if max_batches is not None:
+        dataset = dataset.take(max_batches)
+    if training and count >= 0:  # Known again (the per-epoch pass hides it), for progress bars.
+        batches = count // batch_size
+        batches = batches if max_batches is None else min(batches, max_batches)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    return dataset
 
 
-def make_input_fn(config: DataConfig, split: str,
-                  training: bool) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
+def make_input_fn(config: DataConfig, split: str, training: bool,
+                  epoch_counter: EpochCounter | None = None, max_batches: int | None = None
+                  ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
     """A `dataset_fn` for `strategy.distribute_datasets_from_function`; validates now."""
     _check_split(split)
     validate_data_config(config)
 
     def input_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
-        return make_dataset(config, split, training, input_context)
+        return make_dataset(config, split, training, input_context, epoch_counter, max_batches)
 
     return input_fn

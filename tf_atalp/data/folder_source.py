@@ -20,7 +20,8 @@ def folder_dataset_info(config: DataConfig) -> DatasetInfo:
     listing = list_config_folder(config)
     return DatasetInfo(name=config.dataset, num_classes=len(listing.class_names),
                        class_names=listing.class_names, num_train=len(listing.train.paths),
-                       num_test=len(listing.test.paths))
+                       num_test=len(listing.test.paths),
+                       origin=f"image folder {config.data_dir}", split_rule=listing.split_rule)
 
 
 def folder_examples(config: DataConfig, split: str, training: bool,

@@ -75,7 +75,8 @@ def drop_corrupt(files: ImageFiles, skip_corrupt: bool, where: str) -> ImageFile
         raise ValueError(
                 f"Corrupt image file {corrupt[0]!r}: {decode_error(corrupt[0])} "
                 f"({len(corrupt)} of {len(files.paths)} files in the {where} do not decode; "
-                "fix or remove them, or set skip_corrupt=True).")
+                "fix or remove them, or skip them with --skip_corrupt; in Python "
+                "DataConfig(skip_corrupt=True)).")
     named = ", ".join(repr(path) for path in corrupt[:_MAX_NAMED])
     more = f" and {len(corrupt) - _MAX_NAMED} more" if len(corrupt) > _MAX_NAMED else ""
     logging.warning("Skipped %d corrupt image file(s) of %d in the %s: %s%s",

@@ -41,11 +41,12 @@ class ImageFiles:
 
 @dataclasses.dataclass(frozen=True)
 class FolderListing:
-    """The classes of an image folder and its train and test files."""
+    """The classes of an image folder, its train and test files, and how they were split."""
 
     class_names: tuple[str, ...]
     train: ImageFiles
     test: ImageFiles
+    split_rule: str = ""
 
     def split(self, name: str) -> ImageFiles:
         """The files of split `name` ("train" or "test")."""
@@ -114,7 +115,8 @@ def _list_split_layout(data_dir: str, test_folder: str, dataset: str) -> FolderL
             pairs += [(path, label) for path in image_files(class_dir)]
         splits[split] = ImageFiles.from_pairs(pairs)
     names = tuple(_display_name(f, dataset) for f in folders)
-    return FolderListing(names, splits["train"], splits["test"])
+    rule = f"sub-folders train/ and {test_folder}/ ({test_folder}/ is the test split)"
+    return FolderListing(names, splits["train"], splits["test"], rule)
 
 
 def _is_test_file(path: str, index: int, count: int, dataset: str, test_fraction: float) -> bool:
@@ -132,7 +134,12 @@ def _list_unsplit_layout(data_dir: str, dataset: str, test_fraction: float) -> F
             is_test = _is_test_file(path, index, len(paths), dataset, test_fraction)
             (test if is_test else train).append((path, label))
     names = tuple(_display_name(f, dataset) for f in folders)
-    return FolderListing(names, ImageFiles.from_pairs(train), ImageFiles.from_pairs(test))
+    if dataset == "flowers17":
+        rule = "no split folders; per class, images 1-64 train and 65-80 test (flowers17 rule)"
+    else:
+        rule = (f"no split folders; per class, the last {test_fraction:.0%} of the files "
+                "(sorted by name) are test")
+    return FolderListing(names, ImageFiles.from_pairs(train), ImageFiles.from_pairs(test), rule)
 
 
 def list_image_folder(data_dir: str, dataset: str = "folder",

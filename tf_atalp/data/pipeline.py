@@ -45,8 +45,72 @@ def check_enough_examples(num_examples: int, batch_size: int, training: bool, wh
                 f"per-replica `batch_size`. Received: batch_size={batch_size}")
 
 
+class EpochCounter:
+    """The epoch number that seeds a training pipeline's shuffle and augmentation.
+
+    Each new pass over a training dataset (one per epoch under `fit`) reads
+    the counter and then increments it, so passes 0, 1, 2, ... differ as with
+    `reshuffle_each_iteration`, but pass e is a function of (seed, e) alone. A
+    resumed run sets the counter to the epoch it resumes at (see
+    `tf_atalp.training.run`), so it sees the same data order and augmentation
+    as an uninterrupted run.
+    """
+
+    def __init__(self, start: int = 0):
+        self.variable = tf.Variable(start, dtype=tf.int64, trainable=False, name="data_epoch")
+
+    def set(self, epoch: int) -> None:
+        """The next pass is epoch `epoch`."""
+        self.variable.assign(epoch)
+
+    def next_epoch(self) -> tf.Tensor:
+        """int64 []: the epoch of the pass that starts now; advances the counter."""
+        return self.variable.assign_add(1) - 1
+
+
+def _epoch_seed(seed: int, stream: str, epoch: tf.Tensor) -> tf.Tensor:
+    """int64 [2]: a stateless seed for `stream` in `epoch`, a function of (seed, stream, epoch)."""
+    return tf.stack([tf.constant(derive_seed(seed, stream), tf.int64), epoch])
+
+
+def _shuffle_blocks(dataset: tf.data.Dataset, block_size: int, seed: tf.Tensor
+                    ) -> tf.data.Dataset:
+    """Permutes each block of `block_size` consecutive elements, statelessly in `seed`.
+
+    Like `Dataset.shuffle` with a buffer of `block_size` (the same memory),
+    but keyed by a seed tensor, which `Dataset.shuffle` refuses once a global
+    seed is set. A dataset no larger than one block is fully permuted.
+    """
+
+    def permute(block_index, block):
+        size = tf.shape(block[1])[0]
+        block_seed = tf.stack([seed[0], seed[1] * 1_000_003 + block_index])
+        order = tf.argsort(tf.random.stateless_uniform([size], block_seed))
+        return tf.nest.map_structure(lambda values: tf.gather(values, order), block)
+
+    return dataset.batch(block_size).enumerate().map(permute).unbatch()
+
+
+def _shuffle_and_augment(dataset: tf.data.Dataset, config: DataConfig, seed: int,
+                         epoch: tf.Tensor) -> tf.data.Dataset:
+    """One epoch of training examples: shuffled and (if asked) augmented, keyed by `epoch`."""
+    dataset = _shuffle_blocks(dataset, config.shuffle_buffer, _epoch_seed(seed, "shuffle", epoch))
+    if not config.augment:
+        return dataset.map(lambda image, label: (to_unit_float(image), label),
+                           num_parallel_calls=AUTOTUNE)
+    augment_seed = _epoch_seed(seed, "augment", epoch)
+
+    def augment_example(index, example):
+        image, label = example
+        example_seed = tf.stack([augment_seed[0], augment_seed[1] * 1_000_003 + index])
+        return augment(to_unit_float(image), example_seed), label
+
+    return dataset.enumerate().map(augment_example, num_parallel_calls=AUTOTUNE)
+
+
 def finish_pipeline(dataset: tf.data.Dataset, config: DataConfig, training: bool,
-                    batch_size: int, cache: bool, seed: int) -> tf.data.Dataset:
+                    batch_size: int, cache: bool, seed: int,
+                    epoch_counter: EpochCounter | None = None) -> tf.data.Dataset:
     """Turns decoded examples into batches.
 
     Args:
@@ -57,6 +121,8 @@ def finish_pipeline(dataset: tf.data.Dataset, config: DataConfig, training: bool
         batch_size: this pipeline's batch size B.
         cache: cache the elements in memory (before shuffle and augmentation).
         seed: the seed of the shuffle and the augmentation.
+        epoch_counter: (training) the counter keying each pass's shuffle and
+            augmentation; None makes one that starts at epoch 0.
 
     Returns:
         Batches (images float32 [B, S, S, 3] in [0, 1], labels int32 [B]).
@@ -64,14 +130,11 @@ def finish_pipeline(dataset: tf.data.Dataset, config: DataConfig, training: bool
     if cache:
         dataset = dataset.cache()
     if training:
-        dataset = dataset.shuffle(config.shuffle_buffer, seed=derive_seed(seed, "shuffle"),
-                                  reshuffle_each_iteration=True)
-    if training and config.augment:
-        seeds = tf.data.Dataset.random(seed=derive_seed(seed, "augment"),
-                                       rerandomize_each_iteration=True).batch(2)
-        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
-                lambda example, s: (augment(to_unit_float(example[0]), s), example[1]),
-                num_parallel_calls=AUTOTUNE)
+        counter = epoch_counter or EpochCounter()
+        examples = dataset
+        # The counter is read when an iterator starts (each epoch), not when this is built.
+        dataset = tf.data.Dataset.from_tensors(0).map(lambda _: counter.next_epoch()).flat_map(
+            lambda epoch: _shuffle_and_augment(examples, config, seed, epoch))
     else:
         dataset = dataset.map(lambda image, label: (to_unit_float(image), label),
                               num_parallel_calls=AUTOTUNE)

@@ -16,7 +16,9 @@ def synthetic_dataset_info(config: DataConfig) -> DatasetInfo:
     num_classes = config.synthetic_num_classes
     return DatasetInfo(name="synthetic", num_classes=num_classes,
                        class_names=tuple(f"class_{k}" for k in range(num_classes)),
-                       num_train=config.synthetic_train_size, num_test=config.synthetic_test_size)
+                       num_train=config.synthetic_train_size, num_test=config.synthetic_test_size,
+                       origin=f"synthetic gratings made in process (seed {config.seed})",
+                       split_rule="train and test drawn with different seeds")
 
 
 def synthetic_arrays(config: DataConfig, split: str):

@@ -80,7 +80,10 @@ def tfds_dataset_info(config: DataConfig) -> DatasetInfo:
     return DatasetInfo(name=config.dataset, num_classes=label.num_classes,
                        class_names=tuple(label.names),
                        num_train=_split_size(builder.info, config, "train"),
-                       num_test=_split_size(builder.info, config, "test"))
+                       num_test=_split_size(builder.info, config, "test"),
+                       origin=f"TFDS {config.tfds_name} (data_dir {config.data_dir or 'default'})",
+                       split_rule=f"TFDS splits {config.tfds_train_split!r} (train) and "
+                                  f"{config.tfds_test_split!r} (test)")
 
 
 def tfds_examples(config: DataConfig, split: str, training: bool,

@@ -24,6 +24,14 @@ RESULTS_FILE = "eval_results.json"
 
 
 
+def default_epsilons(run_config: RunConfig | None) -> tuple[float, ...]:
+    """The paper's radii, plus the radius the model was trained at (when known), sorted."""
+    epsilons = set(PAPER_EPSILONS)
+    if run_config is not None and run_config.attack.epsilon > 0:
+        epsilons.add(run_config.attack.epsilon)
+    return tuple(sorted(epsilons))
+
+
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
     """What to evaluate, on which data, under which white-box PGD attacks.
@@ -34,14 +42,18 @@ class EvalConfig:
         run_config.json the model was trained with (a given `dataset` takes
         nothing from it). Needed when there is no run_config.json.
       split: "test" or "train".
-      epsilons: L-inf radii, pixel units in [0, 1]; one attack each.
+      epsilons: L-inf radii, pixel units in [0, 1]; one attack each. None:
+        the paper's 0.25 and 0.5 plus the model's training epsilon (from its
+        run_config.json, when there is one).
       iterations: step counts to report, each >= 1; one run of the largest.
       step_size: PGD step, pixel units in (0, 1].
       restarts: random restarts (an example is robust only if it survives all).
       random_start: start PGD at a uniform point of the epsilon-ball.
       objective: "cross_entropy" or "margin".
       batch_size: examples per batch.
-      max_examples: evaluate only the first N examples of the split.
+      max_examples: evaluate only N examples of the split: a class-balanced
+        subset (classes take turns, each giving its next example in split
+        order), recorded in the results.
       seed: seed of the random starts.
       jit_compile: compile the PGD loop with XLA.
       results_file: the JSON written; default <model_dir>/eval_results.json
@@ -53,7 +65,7 @@ class EvalConfig:
     data_dir: str | None = None
     data_source: str | None = None
     split: str = "test"
-    epsilons: tuple[float, ...] = PAPER_EPSILONS
+    epsilons: tuple[float, ...] | None = None
     iterations: tuple[int, ...] = PAPER_ITERATIONS
     step_size: float = PAPER_STEP_SIZE
     restarts: int = 1
@@ -86,14 +98,17 @@ class EvalConfig:
         check(self.results_file is not None or source.is_model_dir,
                "`results_file` must be set when `model_dir` is not a training model_dir. "
                f"Received: model_dir={self.model_dir!r}, results_file=None")
+        if self.epsilons is None:
+            object.__setattr__(self, "epsilons", default_epsilons(self.run_config))
         check(self.dataset is not None or self.run_config is not None,
                f"`dataset` must be set: {self.model_dir!r} has no run_config.json to take "
                "the training dataset from. Received: dataset=None")
         self._check_data_exists()
 
     def _check_attack_fields(self):
-        check(len(self.epsilons) >= 1 and all(0.0 <= e <= 1.0 for e in self.epsilons),
-               f"`epsilons` must be in [0, 1]. Received: epsilons={list(self.epsilons)}")
+        check(self.epsilons is None or (
+            len(self.epsilons) >= 1 and all(0.0 <= e <= 1.0 for e in self.epsilons)),
+               f"`epsilons` must be in [0, 1]. Received: epsilons={list(self.epsilons or [])}")
         check(len(self.iterations) >= 1 and all(
             isinstance(k, numbers.Integral) and k >= 1 for k in self.iterations),
                f"`iterations` must be counts >= 1. Received: iterations={list(self.iterations)}")

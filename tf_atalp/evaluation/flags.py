@@ -5,8 +5,7 @@ from absl import flags
 from tf_atalp.attacks.pgd import OBJECTIVES
 from tf_atalp.data.config import SOURCES
 from tf_atalp.data.datasets import SPLITS
-from tf_atalp.evaluation.config import (
-    PAPER_EPSILONS, PAPER_ITERATIONS, PAPER_STEP_SIZE, EvalConfig)
+from tf_atalp.evaluation.config import PAPER_ITERATIONS, PAPER_STEP_SIZE, EvalConfig
 
 
 def define_eval_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -26,8 +25,9 @@ def define_eval_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       "Where the images come from; default: from run_config.json or auto.",
                       **define)
     flags.DEFINE_enum("split", "test", list(SPLITS), "The split evaluated.", **define)
-    flags.DEFINE_list("epsilons", [str(e) for e in PAPER_EPSILONS],
-                      "L-inf radii, pixel units in [0, 1] (the paper: 0.25, 0.5).", **define)
+    flags.DEFINE_list("epsilons", None,
+                      "L-inf radii, pixel units in [0, 1]; default: the paper's 0.25 and 0.5 "
+                      "and the model's training epsilon.", **define)
     flags.DEFINE_list("iterations", [str(k) for k in PAPER_ITERATIONS],
                       "PGD step counts reported; one run of the largest.", **define)
     flags.DEFINE_float("step_size", PAPER_STEP_SIZE,
@@ -39,7 +39,8 @@ def define_eval_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       "What PGD maximises.", **define)
     flags.DEFINE_integer("batch_size", 64, "Examples per batch.", **define)
     flags.DEFINE_integer("max_examples", None,
-                         "Evaluate only the first N examples of the split.", **define)
+                         "Evaluate N examples of the split: a class-balanced subset (classes "
+                         "take turns, in split order).", **define)
     flags.DEFINE_integer("seed", 0, "Seed of the random starts.", **define)
     flags.DEFINE_bool("jit_compile", False, "Compile the PGD loop with XLA.", **define)
     flags.DEFINE_string("results_file", None, "The results JSON; default: "
@@ -62,7 +63,7 @@ def eval_config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> EvalC
     return EvalConfig(
         model_dir=f.model_dir, dataset=f.dataset, data_dir=f.data_dir,
         data_source=f.data_source, split=f.split,
-        epsilons=_numbers("epsilons", f.epsilons, float),
+        epsilons=None if f.epsilons is None else _numbers("epsilons", f.epsilons, float),
         iterations=_numbers("iterations", f.iterations, int), step_size=f.step_size,
         restarts=f.restarts, random_start=f.random_start, objective=f.objective,
         batch_size=f.batch_size, max_examples=f.max_examples, seed=f.seed,

@@ -15,7 +15,7 @@ import tensorflow as tf
 import tf_atalp
 from tf_atalp.io_utils import atomic_write_json
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # The model attacked is the model evaluated (gradients of its own logits).
 WHITE_BOX = "white_box"
 DEFINITIONS = {
@@ -26,7 +26,23 @@ DEFINITIONS = {
                               "of every restart",
     "run_iterations": "the length of the single PGD run per restart that all points of this "
                       "attack were read from",
+    "can_reach_boundary": "step_size * iterations >= epsilon: the attack can move a pixel as "
+                          "far as the epsilon-ball's boundary from the clean image; where "
+                          "false, the point measures a weaker attack than its epsilon says",
+    "per_class": "per class (label order), accuracies at each attack's longest iteration "
+                 "count; null for a class without examples",
 }
+
+
+def can_reach_boundary(epsilon: float, step_size: float, iterations: int) -> bool:
+    """Whether `iterations` steps of `step_size` can move a pixel by `epsilon` (pixel units)."""
+    return step_size * iterations >= epsilon * (1 - 1e-9)
+
+
+def weak_cells(epsilons, step_size: float, iterations) -> list[tuple[float, int]]:
+    """The (epsilon, iterations) cells whose attack cannot reach the epsilon boundary."""
+    return [(epsilon, k) for epsilon in epsilons for k in iterations
+            if not can_reach_boundary(epsilon, step_size, k)]
 
 
 def attack_points(evaluation: dict) -> list[dict]:
@@ -39,6 +55,8 @@ def attack_points(evaluation: dict) -> list[dict]:
                 "threat_model": WHITE_BOX, "attack": "pgd", "norm": "linf",
                 "epsilon": attack.epsilon, "step_size": attack.step_size,
                 "iterations": iterations, "run_iterations": attack.iterations,
+                "can_reach_boundary": can_reach_boundary(
+                    attack.epsilon, attack.step_size, iterations),
                 "random_start": attack.random_start, "restarts": attack.restarts,
                 "objective": attack.objective, "batchnorm_training": attack.training,
                 "accuracy": result["accuracy"][index],
@@ -50,8 +68,35 @@ def attack_points(evaluation: dict) -> list[dict]:
     return points
 
 
+def _ratios(correct, totals):
+    return [c / n if n else None for c, n in zip(correct, totals)]
+
+
+def per_class_results(evaluation: dict, class_names: Sequence[str] | None = None) -> dict:
+    """Clean and attacked accuracy of each class (label order), JSON-ready."""
+    totals = evaluation["per_class"]["num_examples"]
+    names = list(class_names) if class_names is not None else [str(k) for k in
+                                                               range(len(totals))]
+    if len(names) != len(totals):
+        raise ValueError(f"`class_names` must have {len(totals)} entries (one per class). "
+                         f"Received: {len(names)}")
+    return {
+        "class_names": names,
+        "num_examples": totals,
+        "clean_accuracy": _ratios(evaluation["per_class"]["clean_correct"], totals),
+        "attacks": [{
+            "epsilon": result["attack"].epsilon,
+            "iterations": result["record_at"][-1],
+            "accuracy": _ratios(result["per_class_correct"], totals),
+            "worst_iterate_accuracy": _ratios(result["per_class_worst_iterate_correct"], totals),
+        } for result in evaluation["attacks"]],
+    }
+
+
 def results_document(evaluation: dict, *, dataset: dict, model: dict,
-                     command: Sequence[str] | None = None, settings: dict | None = None) -> dict:
+                     command: Sequence[str] | None = None, settings: dict | None = None,
+                     class_names: Sequence[str] | None = None,
+                     seconds: float | None = None) -> dict:
     """The JSON-ready results document.
 
     Args:
@@ -60,6 +105,8 @@ def results_document(evaluation: dict, *, dataset: dict, model: dict,
       model: the model description (`describe_model`).
       command: the command line (default: sys.argv).
       settings: other evaluation settings to record (seed, batch size, ...).
+      class_names: names of the classes in label order (default "0", "1", ...).
+      seconds: the evaluation's wall time.
     """
     return {
         "format_version": FORMAT_VERSION,
@@ -74,8 +121,10 @@ def results_document(evaluation: dict, *, dataset: dict, model: dict,
         "settings": dict(settings or {}),
         "clean_accuracy": evaluation["clean_accuracy"],
         "clean_correct": evaluation["clean_correct"],
+        "seconds": None if seconds is None else round(seconds, 1),
         "definitions": DEFINITIONS,
         "results": attack_points(evaluation),
+        "per_class": per_class_results(evaluation, class_names),
     }
 
 
@@ -96,6 +145,14 @@ def _describe_settings(point) -> str:
             f"{point['restarts']} restart(s), one run of {point['run_iterations']} steps")
 
 
+def _cell(point) -> str:
+    """A table cell: the accuracy, starred where the attack cannot reach the boundary."""
+    if point is None:
+        return f"{'-':>9}"
+    mark = "" if point.get("can_reach_boundary", True) else "*"
+    return f"{point['accuracy']:.4f}{mark}".rjust(9)
+
+
 def _table(points) -> list[str]:
     """Rows: epsilon; columns: accuracy after each iteration count, then worst-iterate."""
     counts = sorted({p["iterations"] for p in points})
@@ -104,7 +161,7 @@ def _table(points) -> list[str]:
     lines = ["epsilon " + "".join(f"{k:>9}" for k in counts) + f"{'worst-iterate':>15}"]
     for epsilon in epsilons:
         cells = [by_cell.get((epsilon, k)) for k in counts]
-        row = "".join(f"{c['accuracy']:>9.4f}" if c else f"{'-':>9}" for c in cells)
+        row = "".join(_cell(c) for c in cells)
         last = [c for c in cells if c][-1]
         lines.append(f"{epsilon:<8g}{row}{last['worst_iterate_accuracy']:>15.4f}")
     return lines
@@ -132,4 +189,9 @@ def format_table(document: dict) -> str:
     for points in groups.values():
         lines += ["", _describe_settings(points[0]) + "; accuracy after k steps:"]
         lines += _table(points)
+    if any(not p.get("can_reach_boundary", True) for p in document["results"]):
+        lines += ["* step_size x k < epsilon: k steps cannot reach the epsilon boundary from "
+                  "the clean image, so this cell measures a weaker attack than its epsilon."]
+    if document.get("seconds") is not None:
+        lines += [f"Evaluation took {document['seconds']:.1f} s."]
     return "\n".join(lines)

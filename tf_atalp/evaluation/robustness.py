@@ -16,6 +16,7 @@ count / num_examples):
 
 from collections.abc import Callable, Sequence
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
@@ -72,13 +73,27 @@ def _attack_batch(model, images, labels, clean_correct, attack, batch_index, see
     return correct_at, worst_at
 
 
+def _per_class_counts(labels: np.ndarray, correct: np.ndarray, num_classes: int) -> np.ndarray:
+    """int64 [K]: the number of correct examples of each class."""
+    return np.bincount(labels[correct], minlength=num_classes).astype(np.int64)
+
+
+def _progress_bar(total: int | None, enabled: bool):
+    """A Keras progress bar over examples (with the time left), or None."""
+    if not enabled:
+        return None
+    return keras.utils.Progbar(total, unit_name="example", stateful_metrics=["clean_accuracy"])
+
+
 def evaluate_robustness(model: Callable,
                         dataset: tf.data.Dataset,
                         attacks: Sequence[PGDConfig],
                         record_at: Sequence[int] | None = None,
                         max_examples: int | None = None,
                         seed: int = 0,
-                        jit_compile: bool = False) -> dict:
+                        jit_compile: bool = False,
+                        num_examples_hint: int | None = None,
+                        progress: bool = False) -> dict:
     """Clean and white-box PGD accuracy of `model` on `dataset`.
 
     Args:
@@ -93,13 +108,20 @@ def evaluate_robustness(model: Callable,
       seed: seed of the random starts (restart r of batch b draws from
         (seed, b, r), the same for every attack).
       jit_compile: compile the PGD loop with XLA.
+      num_examples_hint: how many examples to expect (sets the progress bar's
+        total and time left).
+      progress: show a progress bar (examples done, time left) on stdout.
 
     Returns:
       {"num_examples": n, "clean_correct": int, "clean_accuracy": float,
+       "per_class": {"num_examples": [int per class], "clean_correct": [...]},
        "attacks": [{"attack": PGDConfig, "record_at": [k, ...],
                     "correct": [int per k], "accuracy": [float per k],
                     "worst_iterate_correct": [int per k],
-                    "worst_iterate_accuracy": [float per k]}, ...]}
+                    "worst_iterate_accuracy": [float per k],
+                    "per_class_correct": [int per class, at the last k],
+                    "per_class_worst_iterate_correct": [int per class, last k]}, ...]}
+      Classes are the label values 0..K-1, K = the model's number of logits.
       See the module docstring for the definitions.
     """
     attacks = list(attacks)
@@ -111,24 +133,44 @@ def evaluate_robustness(model: Callable,
     correct = [np.zeros(len(c), np.int64) for c in counts]
     worst = [np.zeros(len(c), np.int64) for c in counts]
     num_examples = clean_total = 0
+    num_classes = None
+    expected = num_examples_hint if max_examples is None else min(
+        max_examples, num_examples_hint or max_examples)
+    bar = _progress_bar(expected, progress)
     for batch_index, (images, labels) in enumerate(_batches(dataset, max_examples)):
         labels = tf.cast(labels, tf.int32)
-        predictions = tf.argmax(model_logits(model, images), axis=-1, output_type=tf.int32)
-        clean_correct = (predictions == labels).numpy()
+        logits = model_logits(model, images)
+        if num_classes is None:
+            num_classes = int(logits.shape[-1])
+            class_total = np.zeros(num_classes, np.int64)
+            class_clean = np.zeros(num_classes, np.int64)
+            class_correct = [np.zeros(num_classes, np.int64) for _ in attacks]
+            class_worst = [np.zeros(num_classes, np.int64) for _ in attacks]
+        label_values = labels.numpy()
+        clean_correct = (tf.argmax(logits, axis=-1, output_type=tf.int32) == labels).numpy()
         num_examples += len(clean_correct)
         clean_total += int(clean_correct.sum())
+        class_total += np.bincount(label_values, minlength=num_classes)
+        class_clean += _per_class_counts(label_values, clean_correct, num_classes)
         for index, attack in enumerate(attacks):
             correct_at, worst_at = _attack_batch(
                 model, images, labels, clean_correct, attack, batch_index, seed, jit_compile)
             correct[index] += correct_at[counts[index]].sum(axis=1)
             worst[index] += worst_at[counts[index]].sum(axis=1)
-        logging.info("Evaluated %d examples: clean %d correct.", num_examples, clean_total)
+            last = counts[index][-1]
+            class_correct[index] += _per_class_counts(label_values, correct_at[last], num_classes)
+            class_worst[index] += _per_class_counts(label_values, worst_at[last], num_classes)
+        if bar is not None:
+            bar.add(len(clean_correct), [("clean_accuracy", clean_total / num_examples)])
+        logging.debug("Evaluated %d examples: clean %d correct.", num_examples, clean_total)
     if num_examples == 0:
         raise ValueError("The dataset yielded no examples to evaluate.")
     return {
         "num_examples": num_examples,
         "clean_correct": clean_total,
         "clean_accuracy": clean_total / num_examples,
+        "per_class": {"num_examples": [int(c) for c in class_total],
+                      "clean_correct": [int(c) for c in class_clean]},
         "attacks": [{
             "attack": attack,
             "record_at": counts[index],
@@ -136,5 +178,7 @@ def evaluate_robustness(model: Callable,
             "accuracy": [int(c) / num_examples for c in correct[index]],
             "worst_iterate_correct": [int(c) for c in worst[index]],
             "worst_iterate_accuracy": [int(c) / num_examples for c in worst[index]],
+            "per_class_correct": [int(c) for c in class_correct[index]],
+            "per_class_worst_iterate_correct": [int(c) for c in class_worst[index]],
         } for index, attack in enumerate(attacks)],
     }

@@ -1,5 +1,7 @@
-"""One evaluation run: load the model, attack it on the data, write the results document."""
+"""One evaluation run: load the model, attack it on the data, write the results and a plot."""
 
+import os
+import time
 from collections.abc import Sequence
 
 from absl import logging
@@ -7,38 +9,64 @@ from absl import logging
 from tf_atalp import data as data_lib
 from tf_atalp.evaluation.config import EvalConfig
 from tf_atalp.evaluation.loading import load_model_for_eval
-from tf_atalp.evaluation.results import results_document, write_results
+from tf_atalp.evaluation.results import results_document, weak_cells, write_results
 from tf_atalp.evaluation.robustness import evaluate_robustness
+from tf_atalp.evaluation.subset import (
+    balanced_subset, describe_subset, select_examples, split_labels)
+from tf_atalp.plots import plot_accuracy_vs_steps
+from tf_atalp.reporting import report
 
 
-def _warn_short_attacks(config: EvalConfig) -> None:
-    reach = config.step_size * max(config.iterations)
-    for epsilon in config.epsilons:
-        if reach < epsilon:
-            logging.warning(
-                "step_size * iterations = %g < epsilon = %g: PGD cannot travel across the "
-                "epsilon-ball, so the attack is weak at this epsilon.", reach, epsilon)
+def _warn_weak_cells(config: EvalConfig) -> None:
+    """One warning naming every (epsilon, iterations) cell that cannot reach the boundary."""
+    cells = weak_cells(config.epsilons, config.step_size, config.iterations)
+    if cells:
+        named = ", ".join(f"(epsilon {e:g}, {k} steps)" for e, k in cells)
+        logging.warning(
+            "step_size %g x iterations < epsilon for %s: PGD cannot travel from the clean image "
+            "to the epsilon boundary in that many steps, so those points measure a weaker "
+            "attack than their epsilon says (marked can_reach_boundary=false in the results).",
+            config.step_size, named)
+
+
+def plot_path(results_path: str) -> str:
+    """Where the accuracy-against-steps figure of a results file goes (beside it, .png)."""
+    return os.path.splitext(results_path)[0] + ".png"
 
 
 def run_evaluation(config: EvalConfig, command: Sequence[str] | None = None) -> dict:
-    """Evaluates `config.model_dir`, writes `config.results_path`; returns the document."""
-    _warn_short_attacks(config)
+    """Evaluates `config.model_dir`, writes `config.results_path` and its plot; returns the document."""
+    started = time.time()
+    _warn_weak_cells(config)
     model, description, _ = load_model_for_eval(config.model_dir)
     data_config = config.data_config(description["image_size"], description["num_classes"])
     info = data_lib.get_dataset_info(data_config)
     dataset = data_lib.make_dataset(data_config, config.split, training=False)
-    evaluation = evaluate_robustness(
-        model, dataset, config.attacks(), record_at=config.iterations,
-        max_examples=config.max_examples, seed=config.seed, jit_compile=config.jit_compile)
     split_size = info.num_test if config.split == "test" else info.num_train
+    subset = None
+    if config.max_examples is not None and config.max_examples < split_size:
+        labels = split_labels(dataset)
+        indices = balanced_subset(labels, config.max_examples)
+        subset = describe_subset(labels, indices, info.class_names)
+        dataset = select_examples(dataset, indices, config.batch_size)
+    expected = subset["num_examples"] if subset else split_size
+    report(f"Evaluating {description['path']} on {expected} {info.name} {config.split} "
+           f"examples: epsilons {', '.join(f'{e:g}' for e in config.epsilons)}, "
+           f"{max(config.iterations)} PGD steps of {config.step_size:g}, "
+           f"{config.restarts} restart(s).")
+    evaluation = evaluate_robustness(
+        model, dataset, config.attacks(), record_at=config.iterations, seed=config.seed,
+        jit_compile=config.jit_compile, num_examples_hint=expected, progress=True)
     document = results_document(
         evaluation,
         dataset={"name": info.name, "split": config.split, "split_size": split_size,
                  "source": data_config.resolved_source, "data_dir": data_config.data_dir,
-                 "image_size": data_config.image_size},
+                 "image_size": data_config.image_size, "subset": subset},
         model=description, command=command,
         settings={"seed": config.seed, "batch_size": config.batch_size,
-                  "max_examples": config.max_examples, "jit_compile": config.jit_compile})
+                  "max_examples": config.max_examples, "jit_compile": config.jit_compile},
+        class_names=info.class_names, seconds=time.time() - started)
     write_results(config.results_path, document)
+    plot_accuracy_vs_steps(document, plot_path(config.results_path))
     logging.info("Wrote %s", config.results_path)
     return document

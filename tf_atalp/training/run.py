@@ -1,24 +1,32 @@
 """One training run, from a `RunConfig` to a finished model_dir.
 
 `prepare_run` checks everything that can be checked before work (the data
-folder, the class count, the model_dir) and writes nothing; `train` then
-writes the model_dir:
+folder, every image file, the class count, the model_dir) and writes
+nothing; `train` then writes the model_dir (names in `tf_atalp.model_dir`):
 
     run_config.json   the resolved RunConfig (read back by eval_main)
     train.flags       a flagfile that reproduces the run
+    class_names.json  the class names in label order
     backup/           BackupAndRestore state: a rerun of the same command resumes
-    checkpoints/      epoch_NNN.weights.h5 after every epoch (trainer + optimizer)
+    checkpoints/      epoch_NNN.weights.h5 after every epoch (NNN from 1)
     logs/             TensorBoard
-    history.csv       per-epoch metrics (appended across resumes)
+    history.csv       per-epoch metrics, epochs from 1, appended across resumes
     model.keras       the final network (logits + conv-group outputs)
-    saved_model/      the serving SavedModel (logits, probabilities)
-    train_results.json  final metrics of the run
+    saved_model/      the serving SavedModel (logits, probabilities; class names)
+    training_curves.png  history.csv drawn
+    train_results.json  final metrics, total training time, the precision used
+
+Reproducible resume: the data order and augmentation of epoch e depend on
+(seed, e) alone and the training attack's random start on (seed, step), so
+a run killed and resumed ends with the weights an uninterrupted run has.
 """
 
 import csv
 import dataclasses
+import io
 import json
 import os
+import shutil
 import time
 
 import keras
@@ -27,10 +35,19 @@ from absl import logging
 
 from tf_atalp import data as data_lib
 from tf_atalp.config import RunConfig, save_run_config
+from tf_atalp.data.pipeline import EpochCounter
+from tf_atalp.export import export_saved_model
 from tf_atalp.io_utils import atomic_write_json, atomic_write_text
 from tf_atalp.model_dir import (
-    FLAGFILE, HISTORY_FILE, MODEL_FILE, RESULTS_FILE, RUN_CONFIG_FILE, SAVED_MODEL_DIR)
+    BACKUP_DIR, CHECKPOINT_PATTERN, CHECKPOINTS_DIR, CLASS_NAMES_FILE, FLAGFILE, HISTORY_FILE,
+    LOGS_DIR, MODEL_FILE, RESULTS_FILE, RUN_CONFIG_FILE, SAVED_MODEL_DIR, TRAINING_CURVES_FILE,
+    finished_epochs)
 from tf_atalp.models import build_applications_resnet, build_resnet
+from tf_atalp.plots import plot_training_curves
+from tf_atalp.reporting import report
+from tf_atalp.training import summaries
+from tf_atalp.training.callbacks import EpochTimer, HistoryCSV, SetDataEpoch
+from tf_atalp.training.precision import resolve_precision
 from tf_atalp.training.schedules import WarmupSchedule
 from tf_atalp.training.strategy import make_strategy
 from tf_atalp.training.trainer import AdversarialTrainer
@@ -39,17 +56,36 @@ from tf_atalp.training.trainer import AdversarialTrainer
 
 @dataclasses.dataclass(frozen=True)
 class PreparedRun:
-    """A checked run: the config with the dataset's class count filled in."""
+    """A checked run: the config with the dataset's class count filled in.
+
+    Attributes:
+      config: the resolved RunConfig.
+      info: the dataset (split sizes after dropping corrupt files).
+      steps_per_epoch: training steps (batches) per epoch.
+      finished_epochs: epochs already finished and backed up in model_dir.
+    """
 
     config: RunConfig
     info: data_lib.DatasetInfo
     steps_per_epoch: int
+    finished_epochs: int = 0
+
+    @property
+    def is_finished(self) -> bool:
+        """The model_dir holds this run, finished: a rerun changes nothing."""
+        model_dir = self.config.train.model_dir
+        return (self.finished_epochs >= self.config.train.epochs
+                and all(os.path.isfile(os.path.join(model_dir, name))
+                        for name in (MODEL_FILE, RESULTS_FILE)))
 
 
 def prepare_run(config: RunConfig) -> PreparedRun:
-    """Validates data, model and model_dir; raises ValueError before any write."""
+    """Validates data (decoding every image file once), model and model_dir.
+
+    Raises ValueError (or FileNotFoundError) before anything is written.
+    """
     data_lib.validate_data_config(config.data)
-    info = data_lib.get_dataset_info(config.data)
+    info = data_lib.scan_dataset_info(config.data)
     if config.model.weights_path and not os.path.isfile(config.model.weights_path):
         raise ValueError(f"`weights_path` does not exist: {config.model.weights_path!r}")
     config = dataclasses.replace(
@@ -60,25 +96,42 @@ def prepare_run(config: RunConfig) -> PreparedRun:
             f"`batch_size` ({config.data.batch_size}) is larger than the training set "
             f"({info.num_train} examples of {info.name}).")
     steps = min(config.train.steps_per_epoch or full_steps, full_steps)
-    _check_model_dir(config)
-    return PreparedRun(config, info, steps)
+    finished = finished_epochs(config.train.model_dir)
+    _check_model_dir(config, finished)
+    return PreparedRun(config, info, steps, finished)
 
 
-def _check_model_dir(config: RunConfig) -> None:
-    """A model_dir may be new, or hold a run with the same config (to resume)."""
+def _differing_settings(config: RunConfig) -> list[str]:
+    """The settings ("section.key") in which model_dir's run_config.json differs from `config`."""
     path = os.path.join(config.train.model_dir, RUN_CONFIG_FILE)
     if not os.path.exists(path):
-        return
+        return []
     with open(path) as f:
         previous = json.load(f)
     current = json.loads(config.to_json())
-    differing = sorted(f"{section}.{key}" for section in current
-                       for key in set(current[section]) | set(previous.get(section, {}))
-                       if current[section].get(key) != previous.get(section, {}).get(key))
-    if differing:
+    return sorted(f"{section}.{key}" for section in current
+                  for key in set(current[section]) | set(previous.get(section, {}))
+                  if current[section].get(key) != previous.get(section, {}).get(key))
+
+
+def _check_model_dir(config: RunConfig, finished: int) -> None:
+    """A model_dir may be new, hold no finished epoch, or hold the same run (to resume)."""
+    differing = _differing_settings(config)
+    if differing and finished > 0:
         raise ValueError(
             f"model_dir {config.train.model_dir!r} holds a run with other settings "
-            f"({', '.join(differing)}). Use a new --model_dir, or the same flags to resume.")
+            f"({', '.join(differing)}) and {finished} finished epoch(s). Use a new "
+            "--model_dir, or the same flags to resume.")
+
+
+def _clear_unfinished_run(model_dir: str) -> None:
+    """Removes what an earlier start that finished no epoch left (our names only)."""
+    for name in (BACKUP_DIR, CHECKPOINTS_DIR, LOGS_DIR):
+        shutil.rmtree(os.path.join(model_dir, name), ignore_errors=True)
+    for name in (HISTORY_FILE, RUN_CONFIG_FILE, FLAGFILE, CLASS_NAMES_FILE):
+        path = os.path.join(model_dir, name)
+        if os.path.exists(path):
+            os.remove(path)
 
 
 def build_network(config: RunConfig) -> keras.Model:
@@ -111,37 +164,73 @@ def make_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers.
     return keras.optimizers.AdamW(schedule, weight_decay=train.weight_decay)
 
 
-def _datasets(config: RunConfig, strategy: tf.distribute.Strategy):
-    """(train, validation) datasets, distributed when the strategy has replicas."""
+def _datasets(config: RunConfig, strategy: tf.distribute.Strategy, counter: EpochCounter,
+              steps_per_epoch: int):
+    """(train, validation) datasets, distributed when the strategy has replicas.
+
+    Each training pass is one epoch of `steps_per_epoch` batches whose order
+    and augmentation are keyed by `counter` (the epoch number).
+    """
     if strategy.num_replicas_in_sync == 1:
-        return (data_lib.make_dataset(config.data, "train", training=True),
+        return (data_lib.make_dataset(config.data, "train", training=True,
+                                      epoch_counter=counter, max_batches=steps_per_epoch),
                 data_lib.make_dataset(config.data, "test", training=False))
-    return tuple(strategy.distribute_datasets_from_function(
-        data_lib.make_input_fn(config.data, split, training))
-        for split, training in (("train", True), ("test", False)))
+    return (strategy.distribute_datasets_from_function(data_lib.make_input_fn(
+                config.data, "train", True, epoch_counter=counter, max_batches=steps_per_epoch)),
+            strategy.distribute_datasets_from_function(
+                data_lib.make_input_fn(config.data, "test", False)))
 
 
-def _callbacks(model_dir: str) -> list[keras.callbacks.Callback]:
+def _callbacks(model_dir: str, counter: EpochCounter) -> list[keras.callbacks.Callback]:
     return [
-        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup"),
+        SetDataEpoch(counter),
+        EpochTimer(),  # before the callbacks that record the logs
+        HistoryCSV(os.path.join(model_dir, HISTORY_FILE), append=True),
+        keras.callbacks.BackupAndRestore(os.path.join(model_dir, BACKUP_DIR),
                                          save_freq="epoch", delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(
-            os.path.join(model_dir, "checkpoints", "epoch_{epoch:03d}.weights.h5"),
+            os.path.join(model_dir, CHECKPOINTS_DIR, CHECKPOINT_PATTERN),
             save_weights_only=True),
-        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-        keras.callbacks.CSVLogger(os.path.join(model_dir, HISTORY_FILE), append=True),
+        keras.callbacks.TensorBoard(os.path.join(model_dir, LOGS_DIR)),
     ]
+
+
+def read_history(history_path: str) -> list[dict]:
+    """The rows of history.csv (one per finished epoch, across resumes) as dicts."""
+    if not os.path.exists(history_path):
+        return []
+    with open(history_path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _keep_history_up_to(history_path: str, finished: int) -> None:
+    """Drops rows of epochs after `finished` (written before a kill, not backed up)."""
+    rows = read_history(history_path)
+    if not rows or all(int(row["epoch"]) <= finished for row in rows):
+        return
+    kept = [row for row in rows if int(row["epoch"]) <= finished]
+    if not kept:
+        os.remove(history_path)
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(kept)
+    atomic_write_text(history_path, buffer.getvalue())
 
 
 def last_epoch_metrics(history_path: str) -> dict:
     """The metrics of the last finished epoch in history.csv (spans resumes)."""
-    if not os.path.exists(history_path):
-        return {}
-    with open(history_path) as f:
-        rows = list(csv.DictReader(f))
+    rows = read_history(history_path)
     if not rows:
         return {}
-    return {key: float(value) for key, value in rows[-1].items() if key != "epoch" and value}
+    return {key: float(value) for key, value in rows[-1].items()
+            if key != "epoch" and value not in ("", "NA", None)}
+
+
+def total_training_seconds(history_path: str) -> float:
+    """Wall time of every finished epoch, summed over all the processes of the run."""
+    return sum(float(row.get("epoch_seconds") or 0.0) for row in read_history(history_path))
 
 
 def save_keras_model_atomically(network: keras.Model, path: str) -> None:
@@ -151,55 +240,100 @@ def save_keras_model_atomically(network: keras.Model, path: str) -> None:
     os.replace(temporary, path)
 
 
-def train(prepared: PreparedRun, flagfile_text: str | None = None, verbose="auto") -> dict:
-    """Runs (or resumes) the training and writes the model_dir; returns final metrics."""
-    config = prepared.config
-    model_dir = config.train.model_dir
-    os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
+def _write_run_files(prepared: PreparedRun, flagfile_text: str | None) -> None:
+    """run_config.json, train.flags and class_names.json: written once every check passed."""
+    config, model_dir = prepared.config, prepared.config.train.model_dir
+    os.makedirs(os.path.join(model_dir, CHECKPOINTS_DIR), exist_ok=True)
     save_run_config(config, model_dir)
     if flagfile_text is not None:
         atomic_write_text(os.path.join(model_dir, FLAGFILE), flagfile_text)
+    atomic_write_json(os.path.join(model_dir, CLASS_NAMES_FILE),
+                      {"class_names": list(prepared.info.class_names)})
 
-    keras.mixed_precision.set_global_policy(config.train.mixed_precision)
-    keras.utils.set_random_seed(config.train.seed)
-    strategy = make_strategy(config.train.strategy, config.train.tpu)
-    if config.data.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(
-            f"`batch_size` ({config.data.batch_size}) must divide evenly over "
-            f"{strategy.num_replicas_in_sync} replicas.")
-    train_data, validation_data = _datasets(config, strategy)
 
+def _build_trainer(prepared: PreparedRun, strategy: tf.distribute.Strategy) -> tuple:
+    """(network, trainer), built and compiled in the strategy's scope."""
+    config = prepared.config
     with strategy.scope():
         network = build_network(config)
         trainer = AdversarialTrainer(
             network, config.defense.build(), attack=config.attack,
-            eval_attack=config.eval_attack, attack_jit_compile=config.train.attack_jit_compile)
+            eval_attack=config.eval_attack, attack_jit_compile=config.train.attack_jit_compile,
+            seed=config.train.seed)
         trainer.compile(optimizer=make_optimizer(config, prepared.steps_per_epoch),
                         jit_compile=config.train.jit_compile,
                         steps_per_execution=config.train.steps_per_execution)
         size = config.model.image_size
         trainer(tf.zeros([1, size, size, 3]))  # builds it, as BackupAndRestore needs
+    return network, trainer
 
-    started = time.time()
-    history = trainer.fit(
-        train_data, validation_data=validation_data, epochs=config.train.epochs,
-        steps_per_epoch=prepared.steps_per_epoch if config.train.steps_per_epoch else None,
-        callbacks=_callbacks(model_dir), verbose=verbose, shuffle=False)  # the dataset shuffles
-    seconds = time.time() - started
 
-    save_keras_model_atomically(network, os.path.join(model_dir, MODEL_FILE))
-    if config.train.export_saved_model:
-        from tf_atalp.export import export_saved_model  # TensorFlow-only, imported late.
-        export_saved_model(network, os.path.join(model_dir, SAVED_MODEL_DIR))
-    final = last_epoch_metrics(os.path.join(model_dir, HISTORY_FILE))
+def train(prepared: PreparedRun, flagfile_text: str | None = None, verbose="auto") -> dict:
+    """Runs (or resumes) the training and writes the model_dir; returns final metrics.
+
+    A finished run is left as it is (its results are returned); a run that
+    finished no epoch starts afresh.
+    """
+    config = prepared.config
+    model_dir = config.train.model_dir
+    results_path = os.path.join(model_dir, RESULTS_FILE)
+    if prepared.is_finished:
+        with open(results_path) as f:
+            results = json.load(f)
+        report(f"{model_dir} already holds this run, finished ({config.train.epochs} epochs); "
+               "nothing to do.")
+        report(summaries.run_summary(model_dir, results))
+        return results
+    if prepared.finished_epochs == 0:
+        _clear_unfinished_run(model_dir)
+    _write_run_files(prepared, flagfile_text)
+    report(summaries.dataset_summary(config.data, prepared.info, prepared.steps_per_epoch))
+
+    precision = resolve_precision(config.train.mixed_precision, config.train.strategy)
+    logging.info("Mixed precision: %s (%s)", precision.policy, precision.reason)
+    report(f"Precision: {precision.policy} ({precision.reason})")
+    keras.mixed_precision.set_global_policy(precision.policy)
+    try:
+        keras.utils.set_random_seed(config.train.seed)
+        strategy = make_strategy(config.train.strategy, config.train.tpu)
+        if config.data.batch_size % strategy.num_replicas_in_sync:
+            raise ValueError(
+                f"`batch_size` ({config.data.batch_size}) must divide evenly over "
+                f"{strategy.num_replicas_in_sync} replicas.")
+        counter = EpochCounter()
+        train_data, validation_data = _datasets(config, strategy, counter,
+                                                prepared.steps_per_epoch)
+        network, trainer = _build_trainer(prepared, strategy)
+        history_path = os.path.join(model_dir, HISTORY_FILE)
+        _keep_history_up_to(history_path, prepared.finished_epochs)
+        if prepared.finished_epochs:
+            report(f"Resuming from epoch {prepared.finished_epochs + 1} of "
+                   f"{config.train.epochs}: epochs 1-{prepared.finished_epochs} are restored "
+                   f"from {os.path.join(model_dir, BACKUP_DIR)}.")
+
+        started = time.time()
+        history = trainer.fit(train_data, validation_data=validation_data,
+                              epochs=config.train.epochs, callbacks=_callbacks(model_dir, counter),
+                              verbose=verbose, shuffle=False)  # the dataset shuffles
+        seconds = time.time() - started
+
+        save_keras_model_atomically(network, os.path.join(model_dir, MODEL_FILE))
+        if config.train.export_saved_model:
+            export_saved_model(network, os.path.join(model_dir, SAVED_MODEL_DIR),
+                               class_names=prepared.info.class_names)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    plot_training_curves(history_path, os.path.join(model_dir, TRAINING_CURVES_FILE))
     results = {
         "dataset": prepared.info.name, "num_train": prepared.info.num_train,
         "num_test": prepared.info.num_test, "num_classes": prepared.info.num_classes,
         "epochs": config.train.epochs, "epochs_run_by_this_process": len(history.epoch),
-        "steps_per_epoch": prepared.steps_per_epoch, "seconds_this_process": round(seconds, 1),
-        "final_metrics": final,
+        "steps_per_epoch": prepared.steps_per_epoch,
+        "training_seconds": round(total_training_seconds(history_path), 1),
+        "seconds_this_process": round(seconds, 1),
+        "precision": {"policy": precision.policy, "reason": precision.reason},
+        "final_metrics": last_epoch_metrics(history_path),
     }
-    atomic_write_json(os.path.join(model_dir, RESULTS_FILE), results)
-    logging.info("Training finished: %s", results)
-    keras.mixed_precision.set_global_policy("float32")
+    atomic_write_json(results_path, results)
+    report(summaries.run_summary(model_dir, results))
     return results

@@ -62,11 +62,16 @@ class AdversarialTrainer(keras.Model):
         None for clean metrics only.
       logits_key: the logits' key in the network's output dict.
       attack_jit_compile: compile the PGD loop with XLA.
+      seed: makes the training attack's random starts a function of (seed,
+        optimizer step, replica), so a resumed run draws what an
+        uninterrupted one would; None draws from TensorFlow's global
+        generator.
     """
 
     def __init__(self, network: keras.Model, defense: Defense | str = "at_alp",
                  attack: PGDConfig | None = None, eval_attack: PGDConfig | None = None,
-                 logits_key: str = "logits", attack_jit_compile: bool = False, **kwargs):
+                 logits_key: str = "logits", attack_jit_compile: bool = False,
+                 seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(defense, str):
             defense = get_defense(defense)
@@ -79,6 +84,7 @@ class AdversarialTrainer(keras.Model):
         self.eval_attack = eval_attack
         self.logits_key = logits_key
         self.attack_jit_compile = attack_jit_compile
+        self.seed = seed
         self._uses_clean = defense.uses(CLEAN)
         self._uses_adversarial = defense.uses(ADVERSARIAL)
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -99,10 +105,19 @@ class AdversarialTrainer(keras.Model):
     def _network_outputs(self, images, training) -> dict:
         return _as_dict(self.network(images, training=training), self.logits_key)
 
-    def make_adversarial(self, images, labels, attack: PGDConfig) -> tf.Tensor:
+    def make_adversarial(self, images, labels, attack: PGDConfig, seed=None) -> tf.Tensor:
         """PGD examples of a batch, with no gradient path to the weights."""
         return tf.stop_gradient(pgd_from_config(
-            self.network, images, labels, attack, jit_compile=self.attack_jit_compile))
+            self.network, images, labels, attack, seed=seed,
+            jit_compile=self.attack_jit_compile))
+
+    def _training_attack_seed(self):
+        """int64 [2] stateless seed of this step's attack: (seed, replica), step; or None."""
+        if self.seed is None:
+            return None
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        return tf.stack([tf.constant(self.seed, tf.int64) * 1024 + tf.cast(replica, tf.int64),
+                         tf.cast(self.optimizer.iterations, tf.int64)])
 
     def _forward_pair(self, images, adversarial, training):
         """(clean outputs or None, adversarial outputs or None) for one batch."""
@@ -120,7 +135,8 @@ class AdversarialTrainer(keras.Model):
         labels = tf.cast(labels, tf.int32)
         adversarial = None
         if self._uses_adversarial:
-            adversarial = self.make_adversarial(images, labels, self.attack)
+            adversarial = self.make_adversarial(images, labels, self.attack,
+                                                seed=self._training_attack_seed())
 
         with tf.GradientTape() as tape:
             clean, adv = self._forward_pair(images, adversarial, training=True)

@@ -1,0 +1,119 @@
+"""Tests of tf_atalp.plots: PNGs from hand-made history files and results documents."""
+
+import os
+import sys
+
+import tensorflow as tf
+from absl.testing import parameterized
+
+from tests.evaluation_fixtures import temporary_folder
+from tf_atalp.plots import plot_accuracy_vs_steps, plot_training_curves, read_history
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FULL_HISTORY = (
+    "epoch,adversarial_accuracy,alp,at,ce,clean_accuracy,epoch_seconds,loss,lr,"
+    "val_adversarial_accuracy,val_clean_accuracy,val_loss\n"
+    "1,0.25,0.5,0.25,1.4,0.3,12.5,1.8,0.1,0.2,0.35,1.7\n"
+    "2,0.3,0.4,0.2,1.2,0.45,11.0,1.5,0.05,0.28,0.5,1.4\n"
+    "3,0.4,0.3,0.15,1.0,0.6,11.2,1.2,0.01,0.33,0.55,1.3\n")
+
+
+def results_document(epsilons=(2 / 255, 8 / 255), steps=(10, 20, 50)):
+    """A hand-made document in the shape of `results_document`, with an extra key per point."""
+    points = []
+    for epsilon in epsilons:
+        for k in steps:
+            points.append({
+                "threat_model": "white_box", "attack": "pgd", "norm": "linf",
+                "epsilon": epsilon, "step_size": 2 / 255, "iterations": k,
+                "run_iterations": max(steps), "random_start": True, "restarts": 1,
+                "objective": "cross_entropy", "accuracy": 0.5 - epsilon - k / 1000,
+                "worst_iterate_accuracy": 0.45 - epsilon - k / 1000, "future_key": [1, 2]})
+    return {"clean_accuracy": 0.8, "results": points}
+
+
+class PlotsTest(tf.test.TestCase, parameterized.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.folder = temporary_folder(self)
+
+    def write(self, name, text):
+        path = os.path.join(self.folder, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def assertIsPng(self, path):
+        with open(path, "rb") as f:
+            data = f.read()
+        self.assertTrue(data.startswith(PNG_SIGNATURE), data[:8])
+        self.assertGreater(len(data), 1000)
+
+    def assertNoTemporaryFiles(self):
+        self.assertEqual([n for n in os.listdir(self.folder) if n.startswith(".tmp-")], [])
+
+    def test_training_curves_of_a_full_history(self):
+        output = os.path.join(self.folder, "figures", "curves.png")  # the folder is made
+        self.assertEqual(plot_training_curves(self.write("history.csv", FULL_HISTORY), output),
+                         output)
+        self.assertIsPng(output)
+        self.assertNoTemporaryFiles()
+
+    @parameterized.named_parameters(
+        ("losses_only", "epoch,loss,ce\n1,2.0,2.0\n2,1.5,1.5\n"),
+        ("accuracies_only", "epoch,clean_accuracy,val_clean_accuracy\n1,0.3,0.2\n"),
+        ("unknown_columns_only", "epoch,lr,epoch_seconds\n1,0.1,3.0\n2,0.1,2.9\n"),
+        ("empty_and_bad_cells", "epoch,loss,val_loss,note\n1,2.0,,hello\n2,nan,abc,x\n,1,1,\n"))
+    def test_training_curves_of_a_partial_history(self, text):
+        output = os.path.join(self.folder, "curves.png")
+        plot_training_curves(self.write("history.csv", text), output)
+        self.assertIsPng(output)
+
+    def test_read_history_keeps_known_numeric_cells(self):
+        path = self.write("history.csv",
+                          "epoch,loss,val_loss,lr,note\n1,2.0,,0.1,x\n2,1.5,oops,0.1,y\nz,1,1,1,1\n")
+        self.assertEqual(read_history(path), {"loss": [(1.0, 2.0), (2.0, 1.5)]})
+
+    def test_training_curves_replace_an_existing_png(self):
+        output = self.write("curves.png", "old")
+        plot_training_curves(self.write("history.csv", FULL_HISTORY), output)
+        self.assertIsPng(output)
+
+    def test_missing_or_empty_history_is_an_error(self):
+        output = os.path.join(self.folder, "curves.png")
+        with self.assertRaisesRegex(ValueError, "`history_csv` must be an existing file"):
+            plot_training_curves(os.path.join(self.folder, "missing.csv"), output)
+        for text in ("", "epoch,loss\n"):
+            with self.assertRaisesRegex(ValueError, "`history_csv` has no rows"):
+                plot_training_curves(self.write("history.csv", text), output)
+        self.assertFalse(os.path.exists(output))
+        self.assertNoTemporaryFiles()
+
+    @parameterized.parameters(((8 / 255,), (10,)), ((2 / 255, 4 / 255, 8 / 255), (10, 20, 200)))
+    def test_accuracy_vs_steps(self, epsilons, steps):
+        output = os.path.join(self.folder, "accuracy.png")
+        self.assertEqual(plot_accuracy_vs_steps(results_document(epsilons, steps), output),
+                         output)
+        self.assertIsPng(output)
+        self.assertNoTemporaryFiles()
+
+    def test_accuracy_vs_steps_needs_results(self):
+        with self.assertRaisesRegex(ValueError, "at least one entry in 'results'"):
+            plot_accuracy_vs_steps({"clean_accuracy": 0.5, "results": []},
+                                   os.path.join(self.folder, "accuracy.png"))
+
+    def test_pyplot_is_not_used(self):
+        """No pyplot: the user's backend and open figures stay as they were."""
+        had_pyplot = "matplotlib.pyplot" in sys.modules  # another test may have imported it
+        plot_training_curves(self.write("history.csv", FULL_HISTORY),
+                             os.path.join(self.folder, "curves.png"))
+        plot_accuracy_vs_steps(results_document(), os.path.join(self.folder, "accuracy.png"))
+        if had_pyplot:
+            self.assertEqual(sys.modules["matplotlib.pyplot"].get_fignums(), [])
+        else:
+            self.assertNotIn("matplotlib.pyplot", sys.modules)
+
+
+if __name__ == "__main__":
+    tf.test.main()

@@ -1,0 +1,170 @@
+"""Figures of a run: training curves from history.csv, accuracy against PGD steps.
+
+Drawn with matplotlib's Agg canvas directly (no pyplot), so the user's
+matplotlib backend and pyplot state are left alone. Every PNG is rendered to
+a temporary file in the target folder and renamed into place.
+"""
+
+import csv
+import math
+import os
+import tempfile
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+# history.csv columns (Keras CSVLogger of the trainer) drawn in each panel, in order.
+LOSS_COLUMNS = ("loss", "ce", "alp", "at", "val_loss")
+ACCURACY_COLUMNS = ("clean_accuracy", "adversarial_accuracy",
+                    "val_clean_accuracy", "val_adversarial_accuracy")
+EPOCH_COLUMN = "epoch"
+DPI = 120  # figure sizes are in inches; PNG pixels = inches * DPI
+
+
+def read_history(history_csv: str) -> dict[str, list[tuple[float, float]]]:
+    """{column: [(epoch, value), ...]} of the known columns of a Keras CSVLogger file.
+
+    Unknown columns, and empty or non-numeric cells, are left out; a row
+    without a numeric epoch is skipped.
+
+    Raises:
+      ValueError: the file is missing or has no rows.
+    """
+    if not os.path.isfile(history_csv):
+        raise ValueError(f"`history_csv` must be an existing file. Received: {history_csv!r}")
+    with open(history_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"`history_csv` has no rows. Received: {history_csv!r}")
+    series = {}
+    for row in rows:
+        epoch = _number(row.get(EPOCH_COLUMN))
+        if epoch is None:
+            continue
+        for column in LOSS_COLUMNS + ACCURACY_COLUMNS:
+            value = _number(row.get(column))
+            if value is not None:
+                series.setdefault(column, []).append((epoch, value))
+    return series
+
+
+def _number(cell) -> float | None:
+    try:
+        value = float(cell)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def plot_training_curves(history_csv: str, output_png: str) -> str:
+    """Draws a history.csv as two panels, losses and accuracies, against epoch.
+
+    The losses panel shows the train loss, its terms (ce, alp, at) and
+    val_loss; the accuracies panel the train and val clean/adversarial
+    accuracy (fractions in [0, 1]). The x axis is the "epoch" column as
+    written (train_main numbers epochs from 1). Returns `output_png`.
+
+    Raises:
+      ValueError: the file is missing or has no rows.
+    """
+    series = read_history(history_csv)
+    figure = Figure(figsize=(11, 4.5), dpi=DPI, layout="constrained")
+    losses, accuracies = figure.subplots(1, 2)
+    for axes, columns, title in ((losses, LOSS_COLUMNS, "Losses"),
+                                 (accuracies, ACCURACY_COLUMNS, "Accuracies")):
+        colors = {}  # a train metric and its val_ twin share a color
+        for column in columns:
+            base = column.removeprefix("val_")
+            colors.setdefault(base, f"C{len(colors) % 10}")
+            if column in series:
+                epochs, values = zip(*series[column])
+                axes.plot(epochs, values, color=colors[base], marker=".",
+                          linestyle="--" if column != base else "-", label=column)
+        axes.set_title(title)
+        axes.set_xlabel(EPOCH_COLUMN)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+        if axes.lines:
+            axes.legend(fontsize="small")
+        else:
+            axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes)
+    accuracies.set_ylim(-0.02, 1.02)
+    figure.suptitle(os.path.basename(os.path.dirname(os.path.abspath(history_csv)))
+                    or history_csv)
+    return _save_png(figure, output_png)
+
+
+def plot_accuracy_vs_steps(document: dict, output_png: str) -> str:
+    """Draws an evaluation results document: accuracy against PGD steps, one line per epsilon.
+
+    `document` is what `tf_atalp.evaluation.results.results_document` returns;
+    only "clean_accuracy" and, in each of "results", epsilon, iterations,
+    accuracy, worst_iterate_accuracy, step_size, threat_model and restarts are
+    read. Solid lines: accuracy after k steps; dashed: worst-iterate accuracy;
+    a horizontal line: clean accuracy. Returns `output_png`.
+
+    Raises:
+      ValueError: the document has no results.
+    """
+    points = document.get("results") or []
+    if not points:
+        raise ValueError("`document` must have at least one entry in 'results'. Received: "
+                         f"{len(points)} entries")
+    figure = Figure(figsize=(7, 4.5), dpi=DPI, layout="constrained")
+    axes = figure.subplots()
+    by_epsilon = {}
+    for point in points:
+        by_epsilon.setdefault(point["epsilon"], []).append(point)
+    for index, epsilon in enumerate(sorted(by_epsilon)):
+        color = f"C{index % 10}"
+        line = sorted(by_epsilon[epsilon], key=lambda p: p["iterations"])
+        steps = [p["iterations"] for p in line]
+        axes.plot(steps, [p["accuracy"] for p in line], color=color, marker="o",
+                  label=f"epsilon {_pixels(epsilon)}")
+        axes.plot(steps, [p["worst_iterate_accuracy"] for p in line], color=color,
+                  linestyle="--", label=f"epsilon {_pixels(epsilon)}, worst iterate")
+    if document.get("clean_accuracy") is not None:
+        axes.axhline(document["clean_accuracy"], color="black", linestyle=":",
+                     label=f"clean {document['clean_accuracy']:.3f}")
+    axes.set_xlabel("PGD steps")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_ylabel("accuracy")
+    axes.set_ylim(-0.02, 1.02)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    axes.set_title(_settings_title(points))
+    return _save_png(figure, output_png)
+
+
+def _settings_title(points) -> str:
+    """"white-box PGD, step size 0.0078, 1 restart(s)"; settings that differ are joined."""
+    def values(key, form):
+        return "/".join(form(v) for v in sorted({p[key] for p in points}))
+    return (f"{values('threat_model', lambda v: str(v).replace('_', '-'))} PGD, "
+            f"step size {values('step_size', _pixels)}, "
+            f"{values('restarts', str)} restart(s)")
+
+
+def _pixels(value: float) -> str:
+    """A size in [0, 1] pixel units, as k/255 when it is one: "8/255" or "0.03"."""
+    levels = value * 255
+    if levels > 0 and abs(levels - round(levels)) < 1e-6:
+        return f"{round(levels)}/255"
+    return f"{value:.4g}"
+
+
+def _save_png(figure: Figure, output_png: str) -> str:
+    """Renders `figure` to a temporary PNG beside `output_png`, then renames it into place."""
+    folder = os.path.dirname(os.path.abspath(output_png))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            FigureCanvasAgg(figure).print_png(f)
+        os.replace(temporary, output_png)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    return output_png

@@ -1,0 +1,55 @@
+"""The text a person reads before and after a training run: the data, then the outcome."""
+
+from tf_atalp.data.config import DataConfig, DatasetInfo
+
+_MAX_CLASS_NAMES_SHOWN = 8
+# The metrics of the end-of-run summary, in order, with their labels.
+_TRAIN_METRICS = (("loss", "loss"), ("clean_accuracy", "clean accuracy"),
+                  ("adversarial_accuracy", "adversarial accuracy (training PGD)"))
+_TEST_METRICS = (("val_clean_accuracy", "clean accuracy"),
+                 ("val_adversarial_accuracy", "PGD accuracy (validation attack)"))
+
+
+def _class_names(names) -> str:
+    shown = ", ".join(names[:_MAX_CLASS_NAMES_SHOWN])
+    more = len(names) - _MAX_CLASS_NAMES_SHOWN
+    return shown + (f", ... ({more} more)" if more > 0 else "")
+
+
+def dataset_summary(config: DataConfig, info: DatasetInfo, steps_per_epoch: int) -> str:
+    """Where the data come from, how they were split and how much of them a run sees."""
+    lines = [f"Dataset {info.name}: {info.origin or config.resolved_source}",
+             f"  classes  {info.num_classes}: {_class_names(list(info.class_names))}",
+             f"  split    {info.split_rule or 'as the source defines it'}",
+             f"  sizes    train {info.num_train}, test {info.num_test} images, "
+             f"{config.image_size}x{config.image_size} px",
+             f"  epoch    {steps_per_epoch} steps of batch {config.batch_size}"
+             + (", augmented (pad-and-crop, flip)" if config.augment else "")]
+    return "\n".join(lines)
+
+
+def _metric_line(label: str, metrics: dict, names) -> str | None:
+    parts = [f"{text} {metrics[key]:.4f}" for key, text in names if key in metrics]
+    return f"  {label:<9}{', '.join(parts)}" if parts else None
+
+
+def run_summary(model_dir: str, results: dict) -> str:
+    """The end of a run: data, epochs, time, precision and the last epoch's metrics."""
+    metrics = results.get("final_metrics", {})
+    precision = results.get("precision", {}).get("policy", "unknown")
+    lines = [
+        f"Training finished: {model_dir}",
+        f"  data     {results['dataset']}: {results['num_train']} train / "
+        f"{results['num_test']} test images, {results['num_classes']} classes",
+        f"  epochs   {results['epochs']} ({results['epochs_run_by_this_process']} run by this "
+        f"process), {results['steps_per_epoch']} steps each, precision {precision}",
+        f"  time     {results.get('training_seconds', 0.0):.1f} s of training in all, "
+        f"{results.get('seconds_this_process', 0.0):.1f} s in this process",
+    ]
+    for label, names in (("train", _TRAIN_METRICS), ("test", _TEST_METRICS)):
+        line = _metric_line(label, metrics, names)
+        if line:
+            lines.append(line)
+    lines.append("  files    model.keras, saved_model/, history.csv, training_curves.png, "
+                 "train_results.json")
+    return "\n".join(lines)
