@@ -37,6 +37,8 @@ class ListImageFolderTest(tf.test.TestCase, parameterized.TestCase):
                          [["a", "x.JPEG"], ["b", "1.png"], ["b", "2.jpg"]])
         self.assertEqual(listing.train.labels, (0, 1, 1))
         self.assertEqual(listing.test.labels, (0, 1))
+        # The run's dataset summary says which folder became the test split.
+        self.assertIn(f"({test_folder}/ is the test split)", listing.split_rule)
 
     def test_unsplit_folder_puts_last_fifth_of_each_class_in_test(self):
         root = tempfile.mkdtemp(dir=self.get_temp_dir())

@@ -171,6 +171,26 @@ class TrainerKerasIntegrationTest(tf.test.TestCase):
             self.assertTrue(np.isfinite(logs[key]), key)
         self.assertEqual(network.trainable_variables[0].dtype, "float32")
 
+    def test_seeded_training_attack_draws_by_seed_and_step(self):
+        # The random start is a function of (seed, optimizer step): the same seed repeats
+        # the losses whatever the global random state; the next step draws anew.
+        images, labels = fixed_batch()
+        attack = PGDConfig(epsilon=0.05, step_size=0.02, iterations=2, random_start=True)
+
+        def losses_of_two_steps(seed):
+            trainer = AdversarialTrainer(feature_model(), defense("pat"), attack=attack,
+                                         seed=seed)
+            trainer.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0))
+            tf.random.uniform([7])  # moves the global generator; must not matter
+            return [float(trainer.train_on_batch(images, labels, return_dict=True)["loss"])
+                    for _ in range(2)]
+
+        first, again, other = losses_of_two_steps(5), losses_of_two_steps(5), \
+            losses_of_two_steps(6)
+        self.assertEqual(first, again)
+        self.assertNotEqual(first[0], first[1])
+        self.assertNotEqual(first, other)
+
     def test_model_returning_plain_logits_trains_without_attention(self):
         images, labels = fixed_batch()
         inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
