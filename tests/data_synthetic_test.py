@@ -68,6 +68,18 @@ class SyntheticPipelineTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(as_rows(collect(plain)[0]),
                          as_rows(synthetic_arrays(synthetic_config(), "train")[0]))
 
+    def test_a_buffer_smaller_than_the_data_mixes_other_examples_each_epoch(self):
+        # Blocks of 16 of the 64 examples are permuted after a random rotation, so the
+        # first batch of each pass draws on other examples, and each pass is a permutation.
+        config = synthetic_config(shuffle_buffer=16, augment=False)
+        dataset = make_dataset(config, "train", True, epoch_counter=EpochCounter())
+        passes = [collect(dataset)[0] for _ in range(3)]
+        every = as_rows(synthetic_arrays(config, "train")[0])
+        for images in passes:
+            self.assertEqual(as_rows(images), every)
+        self.assertNotEqual(as_rows(passes[0][:16]), as_rows(passes[1][:16]))
+        self.assertNotEqual(as_rows(passes[1][:16]), as_rows(passes[2][:16]))
+
     def test_max_batches_ends_each_pass_and_keeps_the_cardinality(self):
         dataset = make_dataset(synthetic_config(), "train", True, max_batches=2)
         self.assertEqual(int(dataset.cardinality()), 2)

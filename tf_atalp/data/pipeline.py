@@ -91,10 +91,19 @@ def _shuffle_blocks(dataset: tf.data.Dataset, block_size: int, seed: tf.Tensor
     return dataset.batch(block_size).enumerate().map(permute).unbatch()
 
 
-def _shuffle_and_augment(dataset: tf.data.Dataset, config: DataConfig, seed: int,
+def _shuffle_and_augment(dataset: tf.data.Dataset, size: int, config: DataConfig, seed: int,
                          epoch: tf.Tensor) -> tf.data.Dataset:
-    """One epoch of training examples: shuffled and (if asked) augmented, keyed by `epoch`."""
-    dataset = _shuffle_blocks(dataset, config.shuffle_buffer, _epoch_seed(seed, "shuffle", epoch))
+    """One epoch of training examples: shuffled and (if asked) augmented, keyed by `epoch`.
+
+    The stream (of `size` examples; < 1 if unknown) is first rotated by a
+    random offset, so the blocks that `_shuffle_blocks` permutes hold other
+    examples in every epoch.
+    """
+    shuffle_seed = _epoch_seed(seed, "shuffle", epoch)
+    if size > 1:
+        offset = tf.random.stateless_uniform([], shuffle_seed, 0, size, dtype=tf.int64)
+        dataset = dataset.skip(offset).concatenate(dataset.take(offset))
+    dataset = _shuffle_blocks(dataset, config.shuffle_buffer, shuffle_seed)
     if not config.augment:
         return dataset.map(lambda image, label: (to_unit_float(image), label),
                            num_parallel_calls=AUTOTUNE)
@@ -131,10 +140,10 @@ def finish_pipeline(dataset: tf.data.Dataset, config: DataConfig, training: bool
         dataset = dataset.cache()
     if training:
         counter = epoch_counter or EpochCounter()
-        examples = dataset
+        examples, size = dataset, int(dataset.cardinality())
         # The counter is read when an iterator starts (each epoch), not when this is built.
         dataset = tf.data.Dataset.from_tensors(0).map(lambda _: counter.next_epoch()).flat_map(
-            lambda epoch: _shuffle_and_augment(examples, config, seed, epoch))
+            lambda epoch: _shuffle_and_augment(examples, size, config, seed, epoch))
     else:
         dataset = dataset.map(lambda image, label: (to_unit_float(image), label),
                               num_parallel_calls=AUTOTUNE)
