@@ -34,7 +34,10 @@ class DataConfig:
         cache: keep decoded and resized images (uint8) in memory after the
             first epoch, so each file is decoded once (synthetic data are
             in memory anyway).
-        shuffle_buffer: elements in the train shuffle buffer.
+        shuffle_buffer: each training epoch rotates the examples by a random
+            offset, then permutes each block of `shuffle_buffer` consecutive
+            examples; both are functions of (seed, epoch), so a resumed run
+            replays the order (see `pipeline.EpochCounter`).
         skip_corrupt: skip undecodable files (counted in a warning) instead of
             raising an error naming the first one.
         seed: seed of the file order, the shuffle, the augmentation and the
