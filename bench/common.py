@@ -13,28 +13,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tf_atalp import __version__  # noqa: E402
 from tf_atalp.io_utils import atomic_write_json  # noqa: E402
 from tf_atalp.training.precision import (  # noqa: E402
-    BF16_CPU_FLAGS, read_cpu_flags, resolve_precision)
+    BF16_CPU_FLAGS, cpu_model_name, read_cpu_flags, resolve_precision)
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-
-
-def cpu_model_name(cpuinfo_path: str = "/proc/cpuinfo") -> str:
-    """The CPU's model name as /proc/cpuinfo gives it ("" where it is missing)."""
-    if not os.path.isfile(cpuinfo_path):
-        return platform.processor()
-    with open(cpuinfo_path) as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                return value.strip()
-    return ""
 
 
 def write_results(name: str, command: str, results: dict) -> str:
     """Writes bench/results/<name>.json with the machine and versions; returns the path."""
     document = {
         "benchmark": name, "command": command, "results": results,
-        "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model_name(),
+        "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model_name() or platform.processor(),
                     "cpu_bf16_flags": sorted(read_cpu_flags() & set(BF16_CPU_FLAGS)),
                     "auto_precision": resolve_precision("auto").policy,
                     "platform": platform.platform(), "python": platform.python_version()},

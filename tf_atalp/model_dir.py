@@ -4,6 +4,7 @@ train_main writes them (tf_atalp.training.run); eval_main and the export
 read them. One place, so neither side imports the other for a file name.
 """
 
+import csv
 import json
 import os
 
@@ -34,3 +35,11 @@ def finished_epochs(model_dir: str) -> int:
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path} is corrupt: {error}. Delete {os.path.dirname(path)!r} to "
                          "start the run again.") from error
+
+
+def read_history(history_path: str) -> list[dict[str, str]]:
+    """The rows of a history.csv (one per finished epoch, across resumes); [] if missing."""
+    if not os.path.exists(history_path):
+        return []
+    with open(history_path, newline="") as f:
+        return list(csv.DictReader(f))

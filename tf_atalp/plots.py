@@ -5,7 +5,6 @@ matplotlib backend and pyplot state are left alone. Every PNG is rendered to
 a temporary file in the target folder and renamed into place.
 """
 
-import csv
 import math
 import os
 import tempfile
@@ -13,6 +12,8 @@ import tempfile
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from tf_atalp.model_dir import read_history as read_history_rows
 
 # history.csv columns (Keras CSVLogger of the trainer) drawn in each panel, in order.
 LOSS_COLUMNS = ("loss", "ce", "alp", "at", "val_loss")
@@ -33,8 +34,7 @@ def read_history(history_csv: str) -> dict[str, list[tuple[float, float]]]:
     """
     if not os.path.isfile(history_csv):
         raise ValueError(f"`history_csv` must be an existing file. Received: {history_csv!r}")
-    with open(history_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_history_rows(history_csv)
     if not rows:
         raise ValueError(f"`history_csv` has no rows. Received: {history_csv!r}")
     series = {}

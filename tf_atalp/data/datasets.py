@@ -1,13 +1,11 @@
 """The public entry points: dataset info, validation, and the tf.data pipelines."""
 
-import dataclasses
 from typing import Callable
 
 import tensorflow as tf
 
 from tf_atalp.data.config import DataConfig, DatasetInfo
 from tf_atalp.data.folder_source import folder_dataset_info, folder_examples, list_config_folder
-from tf_atalp.data.image_check import drop_corrupt
 from tf_atalp.data.pipeline import (
     EpochCounter, check_enough_examples, derive_seed, finish_pipeline, per_replica_batch_size,
     pipeline_id)
@@ -65,14 +63,9 @@ def scan_dataset_info(config: DataConfig) -> DatasetInfo:
     dropped (one warning) and not counted in the split sizes. The scan is
     remembered for the process, so the pipelines do not decode twice to check.
     """
-    info = get_dataset_info(config)
-    if config.resolved_source != "folder":
-        return info
-    listing = list_config_folder(config)
-    kept = {split: len(drop_corrupt(listing.split(split), config.skip_corrupt,
-                                    f"{split} split of {config.data_dir!r}").paths)
-            for split in SPLITS}
-    return dataclasses.replace(info, num_train=kept["train"], num_test=kept["test"])
+    if config.resolved_source == "folder":
+        return folder_dataset_info(config, decode=True)
+    return get_dataset_info(config)
 
 
 def make_dataset(config: DataConfig, split: str, training: bool,

@@ -6,7 +6,7 @@ import tensorflow as tf
 from tf_atalp.data.config import DataConfig, DatasetInfo
 from tf_atalp.data.image_check import drop_corrupt
 from tf_atalp.data.images import decode_image_file, resize_uint8
-from tf_atalp.data.listing import FolderListing, list_image_folder
+from tf_atalp.data.listing import FolderListing, ImageFiles, list_image_folder
 from tf_atalp.data.pipeline import AUTOTUNE, derive_seed, shard
 
 
@@ -15,12 +15,25 @@ def list_config_folder(config: DataConfig) -> FolderListing:
     return list_image_folder(config.data_dir, config.dataset, config.test_fraction)
 
 
-def folder_dataset_info(config: DataConfig) -> DatasetInfo:
-    """Class names and split sizes from the file listing (decodes nothing)."""
+def _decodable_split(config: DataConfig, listing: FolderListing, split: str) -> ImageFiles:
+    """The files of `split` that decode (corrupt ones raise, or are skipped)."""
+    return drop_corrupt(listing.split(split), config.skip_corrupt,
+                        f"{split} split of {config.data_dir!r}")
+
+
+def folder_dataset_info(config: DataConfig, decode: bool = False) -> DatasetInfo:
+    """Class names and split sizes from the file listing.
+
+    With `decode`, every file is decoded once first (see `drop_corrupt`) and
+    the sizes count only the files that decode.
+    """
     listing = list_config_folder(config)
+    train, test = listing.train, listing.test
+    if decode:
+        train, test = (_decodable_split(config, listing, s) for s in ("train", "test"))
     return DatasetInfo(name=config.dataset, num_classes=len(listing.class_names),
-                       class_names=listing.class_names, num_train=len(listing.train.paths),
-                       num_test=len(listing.test.paths),
+                       class_names=listing.class_names, num_train=len(train.paths),
+                       num_test=len(test.paths),
                        origin=f"image folder {config.data_dir}", split_rule=listing.split_rule)
 
 
@@ -36,8 +49,7 @@ def folder_examples(config: DataConfig, split: str, training: bool,
     Returns:
         (dataset of (image uint8 [S, S, 3], label int32 []), number of examples).
     """
-    files = drop_corrupt(list_config_folder(config).split(split), config.skip_corrupt,
-                         f"{split} split of {config.data_dir!r}")
+    files = _decodable_split(config, list_config_folder(config), split)
     paths = np.array(files.paths)
     labels = np.array(files.labels, dtype=np.int32)
     if training:

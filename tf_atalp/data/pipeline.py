@@ -73,6 +73,11 @@ def _epoch_seed(seed: int, stream: str, epoch: tf.Tensor) -> tf.Tensor:
     return tf.stack([tf.constant(derive_seed(seed, stream), tf.int64), epoch])
 
 
+def _fold_in(seed: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    """int64 [2]: a stateless seed derived from `seed` ([2]) and an int64 `index`."""
+    return tf.stack([seed[0], seed[1] * 1_000_003 + index])
+
+
 def _shuffle_blocks(dataset: tf.data.Dataset, block_size: int, seed: tf.Tensor
                     ) -> tf.data.Dataset:
     """Permutes each block of `block_size` consecutive elements, statelessly in `seed`.
@@ -84,8 +89,7 @@ def _shuffle_blocks(dataset: tf.data.Dataset, block_size: int, seed: tf.Tensor
 
     def permute(block_index, block):
         size = tf.shape(block[1])[0]
-        block_seed = tf.stack([seed[0], seed[1] * 1_000_003 + block_index])
-        order = tf.argsort(tf.random.stateless_uniform([size], block_seed))
+        order = tf.argsort(tf.random.stateless_uniform([size], _fold_in(seed, block_index)))
         return tf.nest.map_structure(lambda values: tf.gather(values, order), block)
 
     return dataset.batch(block_size).enumerate().map(permute).unbatch()
@@ -111,8 +115,7 @@ def _shuffle_and_augment(dataset: tf.data.Dataset, size: int, config: DataConfig
 
     def augment_example(index, example):
         image, label = example
-        example_seed = tf.stack([augment_seed[0], augment_seed[1] * 1_000_003 + index])
-        return augment(to_unit_float(image), example_seed), label
+        return augment(to_unit_float(image), _fold_in(augment_seed, index)), label
 
     return dataset.enumerate().map(augment_example, num_parallel_calls=AUTOTUNE)
 

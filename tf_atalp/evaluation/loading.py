@@ -12,7 +12,7 @@ import keras
 import tf_atalp.models  # noqa: F401  (registers the custom layers for load_model)
 from tf_atalp.config import RunConfig, load_run_config
 from tf_atalp.export import SAVED_MODEL_FILE, load_serving_model
-from tf_atalp.model_dir import MODEL_FILE, RUN_CONFIG_FILE
+from tf_atalp.model_dir import CHECKPOINTS_DIR, MODEL_FILE, RUN_CONFIG_FILE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +39,7 @@ def _run_config_dir(folder: str) -> str | None:
 
 
 def _unfinished_training_error(model_dir: str) -> FileNotFoundError:
-    checkpoints = os.path.join(model_dir, "checkpoints")
+    checkpoints = os.path.join(model_dir, CHECKPOINTS_DIR)
     found = sorted(os.listdir(checkpoints)) if os.path.isdir(checkpoints) else []
     progress = f"last checkpoint: checkpoints/{found[-1]}" if found else "no checkpoints yet"
     return FileNotFoundError(

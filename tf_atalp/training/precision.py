@@ -68,16 +68,29 @@ def choose_precision(requested: str, *, strategy: str = "default",
         "avx512_bf16), where bfloat16 is emulated and several times slower")
 
 
-def read_cpu_flags(cpuinfo_path: str = "/proc/cpuinfo") -> frozenset[str]:
-    """The CPU feature flags of this machine (empty where /proc/cpuinfo is missing)."""
+CPUINFO_PATH = "/proc/cpuinfo"
+
+
+def _cpuinfo_value(keys: tuple[str, ...], cpuinfo_path: str) -> str:
+    """The value of the first line of /proc/cpuinfo keyed by one of `keys` ("" if none)."""
     if not os.path.isfile(cpuinfo_path):
-        return frozenset()
+        return ""
     with open(cpuinfo_path) as f:
         for line in f:
             key, _, value = line.partition(":")
-            if key.strip() in ("flags", "Features"):
-                return frozenset(value.split())
-    return frozenset()
+            if key.strip() in keys:
+                return value.strip()
+    return ""
+
+
+def read_cpu_flags(cpuinfo_path: str = CPUINFO_PATH) -> frozenset[str]:
+    """The CPU feature flags of this machine (empty where /proc/cpuinfo is missing)."""
+    return frozenset(_cpuinfo_value(("flags", "Features"), cpuinfo_path).split())
+
+
+def cpu_model_name(cpuinfo_path: str = CPUINFO_PATH) -> str:
+    """The CPU's model name as /proc/cpuinfo gives it ("" where it is missing)."""
+    return _cpuinfo_value(("model name",), cpuinfo_path)
 
 
 def gpu_compute_capabilities() -> list[tuple[int, int]]:

@@ -41,7 +41,7 @@ from tf_atalp.io_utils import atomic_write_json, atomic_write_text
 from tf_atalp.model_dir import (
     BACKUP_DIR, CHECKPOINT_PATTERN, CHECKPOINTS_DIR, CLASS_NAMES_FILE, FLAGFILE, HISTORY_FILE,
     LOGS_DIR, MODEL_FILE, RESULTS_FILE, RUN_CONFIG_FILE, SAVED_MODEL_DIR, TRAINING_CURVES_FILE,
-    finished_epochs)
+    finished_epochs, read_history)
 from tf_atalp.models import build_applications_resnet, build_resnet
 from tf_atalp.plots import plot_training_curves
 from tf_atalp.reporting import report
@@ -195,14 +195,6 @@ def _callbacks(model_dir: str, counter: EpochCounter) -> list[keras.callbacks.Ca
     ]
 
 
-def read_history(history_path: str) -> list[dict]:
-    """The rows of history.csv (one per finished epoch, across resumes) as dicts."""
-    if not os.path.exists(history_path):
-        return []
-    with open(history_path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def _keep_history_up_to(history_path: str, finished: int) -> None:
     """Drops rows of epochs after `finished` (written before a kill, not backed up)."""
     rows = read_history(history_path)
@@ -219,18 +211,17 @@ def _keep_history_up_to(history_path: str, finished: int) -> None:
     atomic_write_text(history_path, buffer.getvalue())
 
 
-def last_epoch_metrics(history_path: str) -> dict:
-    """The metrics of the last finished epoch in history.csv (spans resumes)."""
-    rows = read_history(history_path)
+def last_epoch_metrics(rows: list[dict[str, str]]) -> dict:
+    """The metrics of the last finished epoch, from the rows of history.csv."""
     if not rows:
         return {}
     return {key: float(value) for key, value in rows[-1].items()
             if key != "epoch" and value not in ("", "NA", None)}
 
 
-def total_training_seconds(history_path: str) -> float:
-    """Wall time of every finished epoch, summed over all the processes of the run."""
-    return sum(float(row.get("epoch_seconds") or 0.0) for row in read_history(history_path))
+def total_training_seconds(rows: list[dict[str, str]]) -> float:
+    """Wall time of every finished epoch (rows of history.csv), over all processes of the run."""
+    return sum(float(row.get("epoch_seconds") or 0.0) for row in rows)
 
 
 def save_keras_model_atomically(network: keras.Model, path: str) -> None:
@@ -324,15 +315,16 @@ def train(prepared: PreparedRun, flagfile_text: str | None = None, verbose="auto
     finally:
         keras.mixed_precision.set_global_policy("float32")
     plot_training_curves(history_path, os.path.join(model_dir, TRAINING_CURVES_FILE))
+    history_rows = read_history(history_path)
     results = {
         "dataset": prepared.info.name, "num_train": prepared.info.num_train,
         "num_test": prepared.info.num_test, "num_classes": prepared.info.num_classes,
         "epochs": config.train.epochs, "epochs_run_by_this_process": len(history.epoch),
         "steps_per_epoch": prepared.steps_per_epoch,
-        "training_seconds": round(total_training_seconds(history_path), 1),
+        "training_seconds": round(total_training_seconds(history_rows), 1),
         "seconds_this_process": round(seconds, 1),
         "precision": {"policy": precision.policy, "reason": precision.reason},
-        "final_metrics": last_epoch_metrics(history_path),
+        "final_metrics": last_epoch_metrics(history_rows),
     }
     atomic_write_json(results_path, results)
     report(summaries.run_summary(model_dir, results))
