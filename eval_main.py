@@ -15,7 +15,7 @@ from absl import app, flags
 
 from tf_atalp.cli import exit_with_error
 from tf_atalp.evaluation import flags as eval_flags
-from tf_atalp.evaluation import format_table, run_evaluation
+from tf_atalp.evaluation import format_table, prepare_evaluation, run_evaluation
 
 eval_flags.define_eval_flags()
 flags.adopt_module_key_flags(eval_flags)  # so --helpshort lists them
@@ -25,12 +25,12 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
-        config = eval_flags.eval_config_from_flags()
-        document = run_evaluation(config, command=sys.argv)
+        prepared = prepare_evaluation(eval_flags.eval_config_from_flags())  # checks; loads nothing
+        document = run_evaluation(prepared, command=sys.argv)
     except (ValueError, FileNotFoundError) as error:
         exit_with_error(str(error))
     print(format_table(document))
-    print(f"\nResults: {config.results_path}")
+    print(f"\nResults: {prepared.results_path}")
 
 
 if __name__ == "__main__":

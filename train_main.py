@@ -3,22 +3,22 @@
     python train_main.py --flagfile=configs/quickstart.flags
     python train_main.py --flagfile=configs/flowers17_cpu.flags --data_dir=../shared/data/flowers17
 
-Rerun the same command after an interruption to resume. Flags: tf_atalp/config.py.
+Rerun the same command after an interruption to resume. Flags: tf_atalp/training/flags.py.
 """
 
 from absl import app, flags
 
-from tf_atalp import config as config_lib
 from tf_atalp.cli import exit_with_error
+from tf_atalp.training import flags as train_flags
 from tf_atalp.training import run
 
-config_lib.define_train_flags()
-flags.adopt_module_key_flags(config_lib)  # so --helpshort lists them
+train_flags.define_train_flags()
+flags.adopt_module_key_flags(train_flags)  # so --helpshort lists them
 
 
 def flagfile_text() -> str:
     """Our flags with their values, one per line: a flagfile that reproduces the run."""
-    lines = [flag.serialize() for flag in flags.FLAGS.get_flags_for_module(config_lib)
+    lines = [flag.serialize() for flag in flags.FLAGS.get_flags_for_module(train_flags)
              if flag.value is not None and flag.serialize()]
     return "\n".join(sorted(lines)) + "\n"
 
@@ -27,7 +27,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
-        config = config_lib.run_config_from_flags()
+        config = train_flags.run_config_from_flags()
         prepared = run.prepare_run(config)  # every check; writes nothing
     except (ValueError, FileNotFoundError) as error:
         exit_with_error(str(error))

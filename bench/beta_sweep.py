@@ -19,7 +19,7 @@ import keras
 from tf_atalp.attacks import PGDConfig
 from tf_atalp.data.synthetic import make_synthetic_arrays
 from tf_atalp.defenses import get_defense
-from tf_atalp.models import build_resnet
+from tf_atalp.models import GROUP_NAMES, build_resnet, with_feature_outputs
 from tf_atalp.training import AdversarialTrainer
 
 flags.DEFINE_list("betas", ["0", "0.03", "0.1", "0.3", "1.0"], "AT weights to try.")
@@ -33,11 +33,12 @@ def plain_cnn():
     """Three convs without BatchNorm; "block1" and "block2" are paired by AT."""
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
-    block1 = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x)
-    block2 = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(
+    block1 = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="block1")(x)
+    block2 = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="block2")(
         keras.layers.MaxPooling2D()(block1))
     logits = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(block2))
-    return keras.Model(inputs, {"logits": logits, "block1": block1, "block2": block2})
+    return with_feature_outputs(keras.Model(inputs, logits),
+                                {"block1": "block1", "block2": "block2"})
 
 
 def make_model(name):
@@ -77,7 +78,7 @@ def main(argv):
                                 "iterations": 5},
                "setting": "synthetic 4-class gratings 32 px, 1024 train / 512 test, "
                           "Adam 3e-3, batch 64, seed 0", "epochs": FLAGS.epochs, "runs": {}}
-    groups = {"resnet10": ("conv2_x", "conv3_x", "conv4_x", "conv5_x"),
+    groups = {"resnet10": GROUP_NAMES,
               "plain_cnn": ("block1", "block2")}
     for model_name in FLAGS.models:
         for name, defense in defenses(groups[model_name]):

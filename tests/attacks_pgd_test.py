@@ -5,42 +5,9 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
+from tests.attack_fixtures import NUM_CLASSES, batch, conv_model, linear_model
 from tf_atalp import attacks
 from tf_atalp.attacks import PGDConfig
-
-NUM_CLASSES = 3
-IMAGE_SHAPE = (6, 6, 3)
-
-
-def linear_model(seed=0):
-    """logits = flatten(x) @ W + b, with fixed random W and b."""
-    rng = np.random.default_rng(seed)
-    inputs = keras.Input(IMAGE_SHAPE)
-    dense = keras.layers.Dense(NUM_CLASSES)
-    logits = dense(keras.layers.Flatten()(inputs))
-    model = keras.Model(inputs, logits)
-    weights = rng.normal(size=(int(np.prod(IMAGE_SHAPE)), NUM_CLASSES)).astype(np.float32)
-    bias = rng.normal(size=NUM_CLASSES).astype(np.float32)
-    dense.set_weights([weights, bias])
-    return model, weights, bias
-
-
-def conv_model(seed=0):
-    """A small conv net with BatchNorm and a dict output."""
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(IMAGE_SHAPE)
-    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
-    x = keras.layers.BatchNormalization()(x)
-    features = keras.layers.ReLU()(x)
-    logits = keras.layers.Dense(NUM_CLASSES)(keras.layers.GlobalAveragePooling2D()(features))
-    return keras.Model(inputs, {"logits": logits, "conv2_x": features})
-
-
-def batch(seed=0, n=16):
-    rng = np.random.default_rng(seed)
-    images = rng.uniform(size=(n, *IMAGE_SHAPE)).astype(np.float32)
-    labels = rng.integers(0, NUM_CLASSES, size=n).astype(np.int32)
-    return images, labels
 
 
 class PGDTest(tf.test.TestCase, parameterized.TestCase):
@@ -170,8 +137,58 @@ class PGDTest(tf.test.TestCase, parameterized.TestCase):
             attacks.pgd(model, images, labels, 0.1, 0.01, 2, targeted=True)
         with self.assertRaisesRegex(ValueError, r"\[N, H, W, C\]"):
             attacks.pgd(model, images[0], labels, 0.1, 0.01, 2)
-        with self.assertRaisesRegex(ValueError, "needs `random_start=True`"):
-            PGDConfig(0.1, 0.01, 2, random_start=False, restarts=2)
+        with self.assertRaisesRegex(ValueError, r"`epsilon` must be in \(0, 1\]"):
+            attacks.FGSM(0.0)
+
+
+class AttackObjectTest(tf.test.TestCase):
+    """PGD and FGSM as `Attack` objects: one call, a result, a description."""
+
+    def test_pgd_and_fgsm_implement_the_protocol(self):
+        for attack in (attacks.PGD(0.1, 0.01, 3), attacks.FGSM(0.1)):
+            self.assertIsInstance(attack, attacks.Attack)
+        self.assertIs(attacks.PGDConfig, attacks.PGD)
+
+    def test_attack_call_equals_the_simple_entry_point(self):
+        model = conv_model()
+        images, labels = batch()
+        result = attacks.PGD(0.1, 0.01, 3).attack(attacks.inference_logits(model), images,
+                                                  labels, seed=5)
+        self.assertIsInstance(result, attacks.AttackResult)
+        self.assertIsNone(result.correct_at)
+        self.assertAllClose(result.adversarial_images,
+                            attacks.pgd(model, images, labels, 0.1, 0.01, 3, seed=5))
+        self.assertAllClose(attacks.FGSM(0.07).attack(attacks.inference_logits(model), images,
+                                                      labels).adversarial_images,
+                            attacks.fgsm(model, images, labels, 0.07))
+
+    def test_describe_names_every_setting_but_how_it_runs(self):
+        described = attacks.PGD(0.25, 1 / 256, 200, objective="margin",
+                                jit_compile=True).describe()
+        self.assertEqual(described, {
+            "attack": "pgd", "norm": "linf", "epsilon": 0.25, "step_size": 1 / 256,
+            "iterations": 200, "random_start": True, "objective": "margin", "targeted": False})
+        self.assertEqual(attacks.FGSM(0.1).describe()["attack"], "fgsm")
+
+    def test_crafted_on_one_model_scored_on_another(self):
+        # Crafting is separate from scoring: a transfer attack is an attack on the source
+        # whose images are then given to the target.
+        source, target = conv_model(seed=0), conv_model(seed=1)
+        images, labels = batch(n=64)
+        crafted = attacks.PGD(0.2, 0.05, 5).attack(
+            attacks.inference_logits(source), images, labels, seed=0).adversarial_images
+        self.assertLessEqual(np.abs(crafted.numpy() - images).max(), 0.2 + 1e-6)
+        source_objective = attacks.cross_entropy_objective(source(crafted)["logits"], labels)
+        clean_objective = attacks.cross_entropy_objective(source(images)["logits"], labels)
+        self.assertGreater(float(tf.reduce_mean(source_objective - clean_objective)), 0.0)
+        scores = target(crafted)["logits"]  # the target sees the same images
+        self.assertEqual(scores.shape, (64, NUM_CLASSES))
+
+    def test_keras_serialization_round_trip(self):
+        for attack in (attacks.PGD(0.1, 0.01, 3, objective="margin"), attacks.FGSM(0.2)):
+            copy = keras.saving.deserialize_keras_object(
+                keras.saving.serialize_keras_object(attack))
+            self.assertEqual(copy, attack)
 
 
 class PGDTraceTest(tf.test.TestCase):

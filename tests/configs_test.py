@@ -9,21 +9,21 @@ from absl import flags
 from absl.testing import parameterized
 
 from tests.real_data import shared_data_dir
-from tf_atalp import config as config_lib
+from tf_atalp.training import flags as train_flags
 from tf_atalp.training import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.flags")))
 EXPECTED_CLASSES = {"flowers17": 17, "imagenet4": 4, "dogs_vs_cats": 2, "synthetic": 4}
 
-config_lib.define_train_flags()
+train_flags.define_train_flags()
 
 
 def parse(path, *extra):
     values = flags.FLAGS
     values.unparse_flags()
     values(["train_main", f"--flagfile={path}", *extra])
-    return config_lib.run_config_from_flags(values)
+    return train_flags.run_config_from_flags(values)
 
 
 class ConfigFilesTest(tf.test.TestCase, parameterized.TestCase):

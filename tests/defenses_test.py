@@ -1,10 +1,12 @@
-"""Tests of the defense registry."""
+"""Tests of tf_atalp.defenses: the registry, the defense classes and their configs."""
+
+import dataclasses
 
 import tensorflow as tf
 from absl.testing import parameterized
 
 from tf_atalp import defenses
-from tf_atalp.loss_terms import (
+from tf_atalp.defenses import (
     ADVERSARIAL,
     CLEAN,
     AttentionPairingTerm,
@@ -36,13 +38,13 @@ class DefenseRegistryTest(tf.test.TestCase, parameterized.TestCase):
     def test_weights_and_options_reach_the_terms(self):
         defense = defenses.get_defense("at_alp", alpha=0.25, beta=3.0,
                                        attention_groups=("conv5_x",), p=1.0)
-        ce, alp, at = defense.loss_terms
+        ce, alp, at = defense.loss_terms()
         self.assertEqual(ce, CrossEntropyTerm(weight=1.0, on=ADVERSARIAL))
         self.assertEqual(alp, LogitPairingTerm(weight=0.25))
         self.assertEqual(at, AttentionPairingTerm(weight=3.0, groups=("conv5_x",), p=1.0))
 
     def test_defaults_are_documented_values(self):
-        _, alp, at = defenses.get_defense("at_alp").loss_terms
+        _, alp, at = defenses.get_defense("at_alp").loss_terms()
         self.assertEqual(alp.weight, defenses.DEFAULT_ALPHA)
         self.assertEqual(at.weight, defenses.DEFAULT_BETA)
         self.assertEqual(at.groups, ("conv2_x", "conv3_x", "conv4_x", "conv5_x"))
@@ -62,17 +64,57 @@ class DefenseRegistryTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, "`on` must be one of"):
             defenses.get_defense("pat", ce_on="both")
         with self.assertRaisesRegex(ValueError, "already registered"):
-            defenses.register_defense("pat", lambda **_: None)
+            defenses.register_defense(defenses.PGDTraining)
+        with self.assertRaisesRegex(ValueError, "No defense has the option"):
+            defenses.get_defense("at_alp", gamma=1.0)
+
+        @dataclasses.dataclass(frozen=True)
+        class Inconsistent(defenses.Defense):
+            name = "inconsistent_test"
+            adversarial_training = False
+
+            def loss_terms(self):
+                return (CrossEntropyTerm(on=ADVERSARIAL),)
+
         with self.assertRaisesRegex(ValueError, "adversarial_training=False"):
-            defenses.Defense("bad", (CrossEntropyTerm(),), adversarial_training=False)
+            Inconsistent()
 
     def test_register_a_new_defense(self):
-        def make(**_):
-            return defenses.Defense("clean_alp_test", (CrossEntropyTerm(on="mixed"),
-                                                       LogitPairingTerm(weight=1.0)),
-                                    adversarial_training=True)
-        defenses.register_defense("clean_alp_test", make)
-        self.assertEqual(defenses.get_defense("clean_alp_test").term_names, ("ce", "alp"))
+        @defenses.register_defense
+        @dataclasses.dataclass(frozen=True)
+        class CleanLogitPairing(defenses.Defense):
+            name = "clean_alp_test"
+            alpha: float = 1.0
+
+            def loss_terms(self):
+                return (CrossEntropyTerm(on="mixed"), LogitPairingTerm(weight=self.alpha))
+
+        defense = defenses.get_defense("clean_alp_test", alpha=2.0, beta=5.0)
+        self.assertEqual(defense.term_names, ("ce", "alp"))
+        self.assertEqual(defense.loss_terms()[1].weight, 2.0)
+        self.assertEqual(defenses.defense_from_config(defenses.defense_config(defense)), defense)
+
+    @parameterized.parameters("none", "pat", "alp", "at", "at_alp")
+    def test_config_round_trips(self, name):
+        defense = defenses.get_defense(name, alpha=0.3, beta=0.2, ce_on="mixed",
+                                       attention_groups=("conv3_x", "conv4_x"), p=1.5)
+        config = defenses.defense_config(defense)
+        self.assertEqual(config["name"], name)
+        self.assertEqual(defenses.defense_from_config(config), defense)
+        self.assertEqual(defenses.defense_class(name).from_config(defense.get_config()),
+                         defense)
+
+    def test_hyperparameters_are_the_classes_fields(self):
+        self.assertEqual(defenses.get_defense("none").get_config(), {})
+        self.assertEqual(set(defenses.get_defense("alp").get_config()), {"alpha", "ce_on"})
+        self.assertEqual(set(defenses.get_defense("at_alp").get_config()),
+                         {"alpha", "beta", "attention_groups", "p", "attention_power", "ce_on"})
+
+    def test_default_model_parts(self):
+        defense = defenses.get_defense("at_alp")
+        self.assertEqual(defense.model_options(), {})
+        network = object()
+        self.assertIs(defense.inference_model(network), network)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,13 @@ import tempfile
 
 import keras
 
-from tf_atalp.attacks.pgd import PGDConfig
-from tf_atalp.config import (
-    DefenseConfig, ModelConfig, RunConfig, TrainConfig, save_run_config)
+from tf_atalp.attacks import PGD
 from tf_atalp.data import DataConfig
+from tf_atalp.defenses import get_defense
 from tf_atalp.export import export_saved_model
+from tf_atalp.model_dir import CHECKPOINTS_DIR, MODEL_FILE, SAVED_MODEL_DIR
 from tf_atalp.models import build_resnet
+from tf_atalp.training.config import ModelConfig, RunConfig, TrainConfig, save_run_config
 
 NUM_CLASSES = 4
 IMAGE_SIZE = 32
@@ -44,8 +45,8 @@ def tiny_run_config(model_dir: str) -> RunConfig:
                         synthetic_num_classes=NUM_CLASSES),
         model=ModelConfig(architecture="resnet", depth=10, width=8, num_classes=NUM_CLASSES,
                           image_size=IMAGE_SIZE),
-        defense=DefenseConfig(name="at_alp"),
-        attack=PGDConfig(epsilon=8 / 255, step_size=2 / 255, iterations=2),
+        defense=get_defense("at_alp"),
+        attack=PGD(epsilon=8 / 255, step_size=2 / 255, iterations=2),
         train=TrainConfig(model_dir=model_dir, epochs=1))
 
 
@@ -53,10 +54,10 @@ def make_model_dir(model_dir: str, network: keras.Model | None = None,
                    finished: bool = True) -> keras.Model:
     """Writes a finished (or, with finished=False, an interrupted) training model_dir."""
     network = network or tiny_resnet()
-    os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
+    os.makedirs(os.path.join(model_dir, CHECKPOINTS_DIR), exist_ok=True)
     save_run_config(tiny_run_config(model_dir), model_dir)
-    network.save_weights(os.path.join(model_dir, "checkpoints", "epoch_001.weights.h5"))
+    network.save_weights(os.path.join(model_dir, CHECKPOINTS_DIR, "epoch_001.weights.h5"))
     if finished:
-        network.save(os.path.join(model_dir, "model.keras"))
-        export_saved_model(network, os.path.join(model_dir, "saved_model"))
+        network.save(os.path.join(model_dir, MODEL_FILE))
+        export_saved_model(network, os.path.join(model_dir, SAVED_MODEL_DIR))
     return network

@@ -5,7 +5,7 @@ import os
 import keras
 import tensorflow as tf
 
-from tf_atalp.config import load_run_config
+from tf_atalp.training.config import load_run_config
 from tests.evaluation_fixtures import IMAGE_SIZE, NUM_CLASSES, make_model_dir, temporary_folder
 
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tests.evaluation_fixtures import (
     IMAGE_SIZE, NUM_CLASSES, make_model_dir, temporary_folder, tiny_resnet)
-from tf_atalp.config import load_run_config, save_run_config
+from tf_atalp.training.config import load_run_config, save_run_config
 from tf_atalp.evaluation import find_model, load_model_for_eval
 from tf_atalp.export import ServingModel
 from tf_atalp.models import build_resnet
@@ -41,12 +41,13 @@ class LoadingTest(tf.test.TestCase):
         self.assertEqual(description["path"], self.model_dir)
         self.assertEqual(description["loaded_from"], os.path.join(self.model_dir, "model.keras"))
         expected = {"architecture": "resnet", "depth": 10, "width": 8, "defense": "at_alp",
-                    "alpha": run_config.defense.alpha, "beta": run_config.defense.beta,
                     "image_size": IMAGE_SIZE, "num_classes": NUM_CLASSES,
-                    "trained_on": "synthetic"}
+                    "trained_on": "synthetic", "training_attack_batchnorm_training": False}
         self.assertEqual({k: description[k] for k in expected}, expected)
         self.assertEqual(description["training_attack"]["epsilon"], 8 / 255)
         self.assertEqual(description["training_attack"]["norm"], "linf")
+        self.assertEqual(description["defense_config"],
+                         {"name": "at_alp", **run_config.defense.get_config()})
 
     def test_saved_model_in_a_model_dir_takes_the_run_config_beside_it(self):
         path = os.path.join(self.model_dir, "saved_model")
@@ -113,7 +114,7 @@ class LoadingTest(tf.test.TestCase):
         wider = dataclasses.replace(config, defense=dataclasses.replace(config.defense, beta=0.7))
         save_run_config(wider, model_dir)
         _, description, _ = load_model_for_eval(model_dir)
-        self.assertEqual(description["beta"], 0.7)
+        self.assertEqual(description["defense_config"]["beta"], 0.7)
 
 
 if __name__ == "__main__":

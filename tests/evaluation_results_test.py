@@ -9,27 +9,38 @@ import tensorflow as tf
 
 import tf_atalp
 from tests.evaluation_fixtures import temporary_folder
-from tf_atalp.attacks import PGDConfig
+from tf_atalp.attacks import PGD, Restarts
 from tf_atalp.evaluation import format_table, results_document, write_results
 from tf_atalp.evaluation.results import can_reach_boundary, weak_cells
+
+
+def pgd_attack(*args, restarts=1, **kwargs):
+    """A PGD attack with `restarts` random starts (an example must survive them all)."""
+    return Restarts(PGD(*args, **kwargs), restarts)
+
 
 POINT_KEYS = {
     "threat_model", "attack", "norm", "epsilon", "step_size", "iterations", "run_iterations",
     "random_start", "restarts", "objective", "batchnorm_training", "accuracy", "correct",
-    "worst_iterate_accuracy", "worst_iterate_correct", "num_examples", "can_reach_boundary"}
+    "worst_iterate_accuracy", "worst_iterate_correct", "num_examples", "can_reach_boundary",
+    "attack_settings"}
 
 
 def evaluation(n=20):
     """An `evaluate_robustness` result for two epsilons, counts 10 and 20."""
     def attack_result(epsilon, correct, worst):
-        return {"attack": PGDConfig(epsilon, 1 / 256, 20, restarts=2), "record_at": [10, 20],
+        return {"attack": pgd_attack(epsilon, 1 / 256, 20, restarts=2), "record_at": [10, 20],
                 "correct": correct, "accuracy": [c / n for c in correct],
                 "worst_iterate_correct": worst, "worst_iterate_accuracy": [w / n for w in worst],
                 "per_class_correct": [correct[-1], 0], "per_class_worst_iterate_correct":
                 [worst[-1], 0]}
     return {"num_examples": n, "clean_correct": 15, "clean_accuracy": 15 / n,
             "per_class": {"num_examples": [n, 0], "clean_correct": [15, 0]},
-            "attacks": [attack_result(0.25, [8, 9], [8, 7]), attack_result(0.5, [3, 2], [2, 1])]}
+            "attacks": [attack_result(0.25, [8, 9], [8, 7]), attack_result(0.5, [3, 2], [2, 1])],
+            "worst_case": [{"epsilon": 0.25, "attacks": [0], "robust_correct": 7,
+                            "robust_accuracy": 7 / n},
+                           {"epsilon": 0.5, "attacks": [1], "robust_correct": 1,
+                            "robust_accuracy": 1 / n}]}
 
 
 def document(**kwargs):
@@ -53,12 +64,20 @@ class ResultsDocumentTest(tf.test.TestCase):
             self.assertTrue(point["random_start"])
             self.assertEqual(point["objective"], "cross_entropy")
             self.assertEqual(point["num_examples"], 20)
+            self.assertEqual(point["attack_settings"]["restarts"], 2)
         first = points[1]  # epsilon 0.25 after 20 steps
         self.assertEqual((first["epsilon"], first["iterations"]), (0.25, 20))
         self.assertEqual((first["correct"], first["accuracy"]), (9, 0.45))
         self.assertEqual((first["worst_iterate_correct"], first["worst_iterate_accuracy"]),
                          (7, 0.35))
 
+
+    def test_robust_accuracy_is_the_worst_case_per_epsilon(self):
+        robust = document()["robust_accuracy"]
+        self.assertEqual([(r["epsilon"], r["robust_correct"]) for r in robust],
+                         [(0.25, 7), (0.5, 1)])
+        self.assertEqual(robust[0]["attacks"][0]["attack"], "pgd")
+        self.assertIn("epsilon 0.25: 0.3500 (7/20)", format_table(document()))
     def test_points_that_cannot_reach_the_boundary_are_marked(self):
         # Step 1/256: 10 and 20 steps move a pixel at most 10/256 and 20/256 < 0.25.
         for point in document()["results"]:

@@ -8,9 +8,14 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from tests.evaluation_fixtures import temporary_folder
-from tf_atalp.attacks import PGDConfig
+from tf_atalp.attacks import PGD, Restarts, WorstCase
 from tf_atalp.evaluation import evaluate_robustness
 from tf_atalp.export import export_saved_model, load_serving_model
+
+def pgd_attack(*args, restarts=1, **kwargs):
+    """A PGD attack with `restarts` random starts (an example must survive them all)."""
+    return Restarts(PGD(*args, **kwargs), restarts)
+
 
 LINEAR_SHAPE = (2, 2, 3)
 CONV_SHAPE = (8, 8, 3)
@@ -85,7 +90,7 @@ class LinearModelTest(tf.test.TestCase, parameterized.TestCase):
     def test_accuracy_after_every_step_matches_the_hand_derived_path(self, objective):
         epsilon, step, iterations = 0.1, 0.02, 10
         model, images, labels, margins, worst = linear_problem(epsilon, step, iterations)
-        attack = PGDConfig(epsilon, step, iterations, random_start=False, objective=objective)
+        attack = pgd_attack(epsilon, step, iterations, random_start=False, objective=objective)
         record_at = list(range(iterations + 1))
         result = evaluate_robustness(model, dataset_of(images, labels), [attack], record_at)
 
@@ -106,7 +111,7 @@ class LinearModelTest(tf.test.TestCase, parameterized.TestCase):
     def test_random_start_reaches_the_exact_robust_accuracy(self, restarts):
         epsilon, step, iterations = 0.1, 0.02, 10  # 10 * 0.02 = 2 epsilon: any start arrives
         model, images, labels, _, worst = linear_problem(epsilon, step, iterations, seed=1)
-        attack = PGDConfig(epsilon, step, iterations, random_start=True, restarts=restarts)
+        attack = pgd_attack(epsilon, step, iterations, random_start=True, restarts=restarts)
         result = evaluate_robustness(model, dataset_of(images, labels), [attack])
         self.assertEqual(result["attacks"][0]["record_at"], [iterations])
         self.assertEqual(result["attacks"][0]["correct"], [int(np.sum(worst > 0))])
@@ -127,16 +132,32 @@ class GuaranteesTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.parameters((True, 2), (False, 1))
     def test_epsilon_zero_gives_clean_accuracy(self, random_start, restarts):
-        attack = PGDConfig(0.0, 0.01, 3, random_start=random_start, restarts=restarts)
+        attack = pgd_attack(0.0, 0.01, 3, random_start=random_start, restarts=restarts)
         result = self.evaluate([attack], record_at=[0, 1, 3])
         clean = result["clean_correct"]
         self.assertEqual(clean, 36)  # 3 of every 4 labels are the model's predictions
         self.assertEqual(result["attacks"][0]["correct"], [clean] * 3)
         self.assertEqual(result["attacks"][0]["worst_iterate_correct"], [clean] * 3)
 
+    def test_robust_accuracy_is_the_worst_case_per_example_over_attacks(self):
+        ce = pgd_attack(0.1, 0.02, 4)
+        margin = pgd_attack(0.1, 0.02, 4, objective="margin")
+        other_epsilon = pgd_attack(0.3, 0.05, 4)
+        result = self.evaluate([ce, margin, other_epsilon], seed=3)
+        by_epsilon = {entry["epsilon"]: entry for entry in result["worst_case"]}
+        self.assertEqual(by_epsilon[0.1]["attacks"], [0, 1])
+        self.assertEqual(by_epsilon[0.3]["attacks"], [2])
+        worst = [a["worst_iterate_correct"][-1] for a in result["attacks"]]
+        self.assertLessEqual(by_epsilon[0.1]["robust_correct"], min(worst[:2]))
+        self.assertEqual(by_epsilon[0.3]["robust_correct"], worst[2])
+        # The same per-example AND as one WorstCase attack over both.
+        combined = self.evaluate([WorstCase([ce, margin])], seed=3)
+        self.assertEqual(combined["worst_case"][0]["robust_correct"],
+                         by_epsilon[0.1]["robust_correct"])
+
     def test_restarts_never_increase_accuracy(self):
-        single = PGDConfig(0.05, 0.01, 5, restarts=1)
-        several = PGDConfig(0.05, 0.01, 5, restarts=3)
+        single = pgd_attack(0.05, 0.01, 5, restarts=1)
+        several = pgd_attack(0.05, 0.01, 5, restarts=3)
         record_at = [1, 3, 5]
         one, three = (self.evaluate([a], record_at, seed=4)["attacks"][0]
                       for a in (single, several))
@@ -145,7 +166,7 @@ class GuaranteesTest(tf.test.TestCase, parameterized.TestCase):
         self.assertLess(three["correct"][-1], self.evaluate([single])["clean_correct"])
 
     def test_worst_iterate_is_monotone_and_below_accuracy(self):
-        result = self.evaluate([PGDConfig(0.1, 0.05, 8, restarts=2)], list(range(9)))
+        result = self.evaluate([pgd_attack(0.1, 0.05, 8, restarts=2)], list(range(9)))
         clean = result["clean_correct"]
         correct = np.array(result["attacks"][0]["correct"])
         worst = np.array(result["attacks"][0]["worst_iterate_correct"])
@@ -155,7 +176,7 @@ class GuaranteesTest(tf.test.TestCase, parameterized.TestCase):
         self.assertLess(worst[-1], clean)
 
     def test_a_longer_run_repeats_the_shorter_one_then_only_lowers_worst_iterate(self):
-        short, long = (PGDConfig(0.1, 0.02, k, restarts=1) for k in (3, 6))
+        short, long = (pgd_attack(0.1, 0.02, k, restarts=1) for k in (3, 6))
         short_result = self.evaluate([short], [1, 3], seed=2)["attacks"][0]
         long_result = self.evaluate([long], [1, 3, 6], seed=2)["attacks"][0]
         self.assertEqual(long_result["correct"][:2], short_result["correct"])
@@ -165,7 +186,7 @@ class GuaranteesTest(tf.test.TestCase, parameterized.TestCase):
                              short_result["worst_iterate_correct"][1])
 
     def test_attacks_share_random_starts_and_report_each_epsilon(self):
-        attacks = [PGDConfig(e, 0.01, 4) for e in (0.0, 0.02, 0.2)]
+        attacks = [pgd_attack(e, 0.01, 4) for e in (0.0, 0.02, 0.2)]
         result = self.evaluate(attacks, seed=1)
         self.assertEqual([a["attack"] for a in result["attacks"]], attacks)
         alone = self.evaluate([attacks[1]], seed=1)["attacks"][0]
@@ -173,7 +194,7 @@ class GuaranteesTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.parameters(1, 17, 37, 48, 1000)
     def test_max_examples_counts_exactly_the_first_examples(self, max_examples):
-        result = self.evaluate([PGDConfig(0.0, 0.01, 1)], max_examples=max_examples)
+        result = self.evaluate([pgd_attack(0.0, 0.01, 1)], max_examples=max_examples)
         n = min(max_examples, len(self.labels))
         predictions = np.argmax(self.model(self.images[:n])["logits"].numpy(), axis=1)
         self.assertEqual(result["num_examples"], n)
@@ -183,17 +204,17 @@ class GuaranteesTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_serving_model_gives_the_same_counts_as_the_keras_model(self):
         export_dir = export_saved_model(self.model, os.path.join(temporary_folder(self), "sm"))
-        attack = PGDConfig(0.05, 0.01, 4, random_start=False)
+        attack = pgd_attack(0.05, 0.01, 4, random_start=False)
         served = evaluate_robustness(load_serving_model(export_dir), self.dataset, [attack])
         self.assertEqual(served, self.evaluate([attack]))
 
     @parameterized.named_parameters(
-        ("record_beyond_iterations", [PGDConfig(0.1, 0.01, 3)], [5], {},
+        ("record_beyond_iterations", [pgd_attack(0.1, 0.01, 3)], [5], {},
          "`record_at` must not exceed"),
-        ("negative_record", [PGDConfig(0.1, 0.01, 3)], [-1], {}, "`record_at` must be"),
+        ("negative_record", [pgd_attack(0.1, 0.01, 3)], [-1], {}, "`record_at` must be"),
         ("no_attacks", [], None, {}, "`attacks` must be a non-empty list"),
-        ("targeted", [PGDConfig(0.1, 0.01, 3, targeted=True)], None, {}, "untargeted"),
-        ("max_examples", [PGDConfig(0.1, 0.01, 3)], None, {"max_examples": 0},
+        ("targeted", [pgd_attack(0.1, 0.01, 3, targeted=True)], None, {}, "untargeted"),
+        ("max_examples", [pgd_attack(0.1, 0.01, 3)], None, {"max_examples": 0},
          r"`max_examples` must be >= 1. Received: max_examples=0"))
     def test_bad_arguments_raise(self, attacks, record_at, kwargs, message):
         with self.assertRaisesRegex(ValueError, message):
@@ -202,7 +223,7 @@ class GuaranteesTest(tf.test.TestCase, parameterized.TestCase):
     def test_empty_dataset_raises(self):
         empty = self.dataset.take(0)
         with self.assertRaisesRegex(ValueError, "no examples"):
-            evaluate_robustness(self.model, empty, [PGDConfig(0.1, 0.01, 1)])
+            evaluate_robustness(self.model, empty, [pgd_attack(0.1, 0.01, 1)])
 
 
 if __name__ == "__main__":

@@ -29,13 +29,19 @@ class BuildApplicationsResnetTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_output_keys_and_shapes(self):
         outputs = self.model(_images(), training=False)
-        self.assertEqual(set(outputs), {"logits", *GROUP_NAMES})
+        self.assertEqual(set(outputs), {"logits", "features"})
+        self.assertEqual(set(outputs["features"]), set(GROUP_NAMES))
         self.assertEqual(outputs["logits"].dtype, tf.float32)
         self.assertEqual(tuple(outputs["logits"].shape), (2, 3))
         expected = {"conv2_x": (8, 8, 256), "conv3_x": (4, 4, 512),
                     "conv4_x": (2, 2, 1024), "conv5_x": (1, 1, 2048)}
         for name, shape in expected.items():
-            self.assertEqual(tuple(outputs[name].shape), (2, *shape), name)
+            self.assertEqual(tuple(outputs["features"][name].shape), (2, *shape), name)
+
+    def test_features_are_tapped_by_layer_name(self):
+        # The backbone's layers are the model's own, so its stage outputs can be tapped.
+        for group, layer in stage_output_layer_names(self.model).items():
+            self.assertIs(self.model.output["features"][group], self.model.get_layer(layer).output)
 
     def test_caffe_preprocessing_inside_the_model(self):
         preprocessing = self.model.get_layer("caffe_preprocessing")
@@ -62,9 +68,8 @@ class BuildApplicationsResnetTest(tf.test.TestCase, parameterized.TestCase):
         else:
             source.save(path)  # the legacy HDF5 format of the keras.applications weight files
         model = build_applications_resnet(50, 3, IMAGE_SIZE, weights_path=path)
-        backbone = model.get_layer("backbone")
         for layer_name in ("conv1_conv", "conv4_block6_2_conv", "conv5_block3_3_bn"):
-            loaded, saved = backbone.get_layer(layer_name), source.get_layer(layer_name)
+            loaded, saved = model.get_layer(layer_name), source.get_layer(layer_name)
             for loaded_weight, saved_weight in zip(loaded.weights, saved.weights):
                 self.assertAllEqual(loaded_weight, saved_weight)
 

@@ -41,11 +41,12 @@ class BuildResnetTest(tf.test.TestCase, parameterized.TestCase):
     def test_group_shapes_and_block_counts(self, depth):
         width = 4
         model = build_resnet(depth, num_classes=5, image_size=32, width=width, stem="cifar")
-        symbolic = model.output  # the dict of KerasTensors
-        self.assertEqual(set(symbolic), {"logits", *GROUP_NAMES})
+        symbolic = model.output  # the dict of roles, of KerasTensors
+        self.assertEqual(set(symbolic), {"logits", "features"})
+        self.assertEqual(set(symbolic["features"]), set(GROUP_NAMES))
         self.assertEqual(tuple(symbolic["logits"].shape), (None, 5))
         for name, shape in _expected_shapes(depth, width, 32).items():
-            self.assertEqual(tuple(symbolic[name].shape[1:]), shape, name)
+            self.assertEqual(tuple(symbolic["features"][name].shape[1:]), shape, name)
         for stage, count in enumerate(BLOCK_COUNTS[depth], start=2):
             model.get_layer(f"conv{stage}_block{count}_out")
             with self.assertRaises(ValueError):
@@ -57,8 +58,8 @@ class BuildResnetTest(tf.test.TestCase, parameterized.TestCase):
         outputs = model(_images(), training=False)
         self.assertEqual(tuple(outputs["logits"].shape), (2, 3))
         for name, shape in _expected_shapes(depth, 4, 32).items():
-            self.assertEqual(tuple(outputs[name].shape), (2, *shape))
-            self.assertAllGreaterEqual(outputs[name], 0.0)  # after the final ReLU
+            self.assertEqual(tuple(outputs["features"][name].shape), (2, *shape))
+            self.assertAllGreaterEqual(outputs["features"][name], 0.0)  # after the final ReLU
 
     @parameterized.named_parameters(
             ("cifar", "cifar", 32, 32),
@@ -68,13 +69,13 @@ class BuildResnetTest(tf.test.TestCase, parameterized.TestCase):
     def test_stems(self, stem, image_size, first_size):
         model = build_resnet(10, num_classes=2, image_size=image_size, width=4, stem=stem)
         for name, shape in _expected_shapes(10, 4, first_size).items():
-            self.assertEqual(tuple(model.output[name].shape[1:]), shape, name)
+            self.assertEqual(tuple(model.output["features"][name].shape[1:]), shape, name)
         has_pool = any(layer.name == "stem_pool" for layer in model.layers)
         self.assertEqual(has_pool, first_size < image_size)
 
     def test_imagenet_stem_reaches_one_pixel_at_32(self):
         model = build_resnet(18, num_classes=2, image_size=32, width=4, stem="imagenet")
-        self.assertEqual(tuple(model.output["conv5_x"].shape[1:]), (1, 1, 32))
+        self.assertEqual(tuple(model.output["features"]["conv5_x"].shape[1:]), (1, 1, 32))
 
     def test_images_are_normalised_inside_the_model(self):
         model = build_resnet(10, num_classes=2, image_size=32, width=4, stem="cifar")
@@ -114,9 +115,9 @@ class BuildResnetTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual([layer.name for layer in denoise_layers],
                          ["conv3_x_denoise", "conv5_x_denoise"])
         self.assertTrue(all(layer.mode == "dot_product" for layer in denoise_layers))
-        self.assertIs(model.output["conv3_x"], model.get_layer("conv3_x_denoise").output)
-        self.assertIs(model.output["conv5_x"], model.get_layer("conv5_x_denoise").output)
-        self.assertIs(model.output["conv2_x"], model.get_layer("conv2_block1_out").output)
+        self.assertIs(model.output["features"]["conv3_x"], model.get_layer("conv3_x_denoise").output)
+        self.assertIs(model.output["features"]["conv5_x"], model.get_layer("conv5_x_denoise").output)
+        self.assertIs(model.output["features"]["conv2_x"], model.get_layer("conv2_block1_out").output)
 
     def test_input_noise_stays_on_at_inference(self):
         model = build_resnet(10, 2, 32, 4, input_noise_stddev=0.1, input_noise_seed=1)
@@ -133,7 +134,7 @@ class BuildResnetTest(tf.test.TestCase, parameterized.TestCase):
         model = build_resnet(10, 3, 32, 4, denoise_groups=GROUP_NAMES, input_noise_stddev=0.05)
         outputs = model(_images(), training=False)
         self.assertEqual(outputs["logits"].dtype, tf.float32)
-        self.assertEqual(outputs["conv5_x"].dtype, tf.bfloat16)
+        self.assertEqual(outputs["features"]["conv5_x"].dtype, tf.bfloat16)
         self.assertAllEqual(tf.math.is_finite(outputs["logits"]), np.ones((2, 3), bool))
 
     def test_builds_and_runs_in_distribution_strategy_scope(self):

@@ -20,6 +20,7 @@ SCRIPT = textwrap.dedent("""
     from tf_atalp.attacks import PGDConfig
     from tf_atalp.data.synthetic import make_synthetic_arrays
     from tf_atalp.defenses import get_defense
+    from tf_atalp.models import with_feature_outputs
     from tf_atalp.training import AdversarialTrainer
 
     images, labels = make_synthetic_arrays(32, 16, 4, seed=0)
@@ -32,19 +33,25 @@ SCRIPT = textwrap.dedent("""
             features = keras.layers.Conv2D(8, 3, padding="same", activation="relu",
                                            name="features")(inputs)
             logits = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(features))
-            network = keras.Model(inputs, {"logits": logits, "features": features})
+            network = with_feature_outputs(keras.Model(inputs, logits), {"maps": "features"})
             trainer = AdversarialTrainer(network, get_defense("at_alp", attention_groups=None),
                                          attack=attack)
-            trainer.compile(optimizer=keras.optimizers.SGD(0.5))
+            trainer.compile(optimizer=keras.optimizers.SGD(0.5),
+                            metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")])
         dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(32)
-        trainer.fit(dataset, epochs=1, verbose=0)
-        return [v.numpy() for v in network.trainable_variables], strategy.num_replicas_in_sync
+        logs = trainer.fit(dataset, epochs=1, verbose=0).history
+        return ([v.numpy() for v in network.trainable_variables], strategy.num_replicas_in_sync,
+                {key: value[-1] for key, value in logs.items()})
 
-    single, one = one_step(tf.distribute.get_strategy())
-    mirrored, two = one_step(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    single, one, single_logs = one_step(tf.distribute.get_strategy())
+    mirrored, two, mirrored_logs = one_step(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
     assert (one, two) == (1, 2), (one, two)
     for a, b in zip(single, mirrored):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # The logged loss is the global batch's, not one replica's share.
+    assert set(single_logs) == set(mirrored_logs), (single_logs, mirrored_logs)
+    for key in single_logs:
+        np.testing.assert_allclose(single_logs[key], mirrored_logs[key], rtol=1e-4, err_msg=key)
     print("MIRRORED_MATCHES")
 """)
 

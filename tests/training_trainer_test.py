@@ -11,6 +11,7 @@ from tf_atalp import attacks, losses
 from tf_atalp.attacks import PGDConfig
 from tf_atalp.data.synthetic import make_synthetic_arrays
 from tf_atalp.defenses import get_defense
+from tf_atalp.models import with_feature_outputs
 from tf_atalp.training import AdversarialTrainer
 
 IMAGE_SIZE = 16
@@ -20,18 +21,19 @@ FIXED_ATTACK = PGDConfig(epsilon=0.05, step_size=0.02, iterations=3, random_star
 
 
 def feature_model(seed=0, batch_norm=False):
-    """A small user-style functional model: logits plus two named feature maps."""
+    """A small user-style functional model: logits, with two layers tapped as feature maps."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
     x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
     if batch_norm:
         x = keras.layers.BatchNormalization()(x)
-    block1 = keras.layers.ReLU(name="block1")(x)
+    block1 = keras.layers.ReLU(name="relu1")(x)
     x = keras.layers.MaxPooling2D()(block1)
-    block2 = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="block2")(x)
+    block2 = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2")(x)
     logits = keras.layers.Dense(NUM_CLASSES, name="logits")(
         keras.layers.GlobalAveragePooling2D()(block2))
-    return keras.Model(inputs, {"logits": logits, "block1": block1, "block2": block2})
+    return with_feature_outputs(keras.Model(inputs, logits),
+                                {"block1": "relu1", "block2": "conv2"})
 
 
 def fixed_batch(n=32, seed=0):
@@ -74,9 +76,7 @@ class TrainerLossTest(tf.test.TestCase, parameterized.TestCase):
         adv_out = network(adversarial, training=True)
         ce = losses.cross_entropy(labels, adv_out["logits"])
         alp = losses.logit_pairing_loss(clean_out["logits"], adv_out["logits"])
-        at = losses.attention_pairing_loss(
-            {k: clean_out[k] for k in ("block1", "block2")},
-            {k: adv_out[k] for k in ("block1", "block2")})
+        at = losses.attention_pairing_loss(clean_out["features"], adv_out["features"])
 
         trainer = AdversarialTrainer(network, defense("at_alp", alpha=alpha, beta=beta),
                                      attack=FIXED_ATTACK)
@@ -161,7 +161,7 @@ class TrainerKerasIntegrationTest(tf.test.TestCase):
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
         try:
             network = feature_model()
-            self.assertEqual(network(images)["block1"].dtype, tf.bfloat16)
+            self.assertEqual(network(images)["features"]["block1"].dtype, tf.bfloat16)
             trainer = AdversarialTrainer(network, defense("at_alp"), attack=FIXED_ATTACK)
             trainer.compile(optimizer="adam")
             logs = trainer.train_on_batch(images, labels, return_dict=True)
@@ -201,13 +201,55 @@ class TrainerKerasIntegrationTest(tf.test.TestCase):
         self.assertIn("alp", trainer.train_on_batch(images, labels, return_dict=True))
 
     def test_errors(self):
-        with self.assertRaisesRegex(ValueError, "pass `attack=PGDConfig"):
+        with self.assertRaisesRegex(ValueError, "pass `attack=PGD"):
             AdversarialTrainer(feature_model(), "pat")
         images, labels = fixed_batch()
         trainer = AdversarialTrainer(feature_model(), get_defense("at"), attack=FIXED_ATTACK)
         trainer.compile(optimizer="sgd")
-        with self.assertRaisesRegex(ValueError, "has no output named"):
+        with self.assertRaisesRegex(ValueError, "has no feature map named"):
             trainer.train_on_batch(images, labels)
+        trainer = AdversarialTrainer(feature_model(), defense("at"), attack=FIXED_ATTACK)
+        trainer.compile(optimizer="sgd")
+        with self.assertRaisesRegex(ValueError, "does not support sample weights"):
+            trainer.train_on_batch(images, labels, sample_weight=np.ones(len(labels)))
+
+    def test_feature_maps_must_be_under_the_features_role(self):
+        images, labels = fixed_batch()
+        network = feature_model()
+        flat = keras.Model(network.input, {"logits": network.output["logits"],
+                                           **network.output["features"]})
+        trainer = AdversarialTrainer(flat, defense("at"), attack=FIXED_ATTACK)
+        trainer.compile(optimizer="sgd")
+        with self.assertRaisesRegex(ValueError, "with_feature_outputs"):
+            trainer.train_on_batch(images, labels)
+
+    def test_compiled_metrics_see_the_logits_trained_on(self):
+        images, labels = fixed_batch(64)
+        for name, key in (("at_alp", "adversarial_accuracy"), ("none", "clean_accuracy")):
+            trainer = AdversarialTrainer(feature_model(), defense(name), attack=FIXED_ATTACK)
+            trainer.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0),
+                            metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")])
+            logs = trainer.train_on_batch(images, labels, return_dict=True)
+            self.assertAllClose(logs["acc"], logs[key])
+            results = trainer.evaluate(images, labels, verbose=0, return_dict=True)
+            self.assertAllClose(results["acc"], results["clean_accuracy"])
+
+    def test_config_and_saving_round_trip(self):
+        images, labels = fixed_batch()
+        trainer = AdversarialTrainer(feature_model(), defense("at_alp", alpha=0.3),
+                                     attack=FIXED_ATTACK, eval_attack=PGDConfig(0.05, 0.02, 2),
+                                     attack_batchnorm_training=True, seed=3)
+        trainer.compile(optimizer="adam")
+        trainer.train_on_batch(images, labels)
+        path = os.path.join(self.get_temp_dir(), "trainer.keras")
+        trainer.save(path)
+        loaded = keras.models.load_model(path)
+        self.assertIsInstance(loaded, AdversarialTrainer)
+        self.assertEqual(loaded.defense, trainer.defense)
+        self.assertEqual((loaded.attack, loaded.eval_attack), (trainer.attack, trainer.eval_attack))
+        self.assertEqual((loaded.attack_batchnorm_training, loaded.seed), (True, 3))
+        self.assertAllClose(loaded.predict(images, verbose=0), trainer.predict(images, verbose=0),
+                            atol=1e-5)
 
 
 class RobustnessEffectTest(tf.test.TestCase):
@@ -224,11 +266,11 @@ class RobustnessEffectTest(tf.test.TestCase):
             keras.utils.set_random_seed(0)
             inputs = keras.Input((32, 32, 3))
             x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
-            g1 = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x)
-            g2 = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(
+            g1 = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="g1")(x)
+            g2 = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="g2")(
                 keras.layers.MaxPooling2D()(g1))
             logits = keras.layers.Dense(NUM_CLASSES)(keras.layers.GlobalAveragePooling2D()(g2))
-            network = keras.Model(inputs, {"logits": logits, "g1": g1, "g2": g2})
+            network = with_feature_outputs(keras.Model(inputs, logits), {"g1": "g1", "g2": "g2"})
             trainer = AdversarialTrainer(network, defense(name, beta=0.05), attack=train_attack,
                                          eval_attack=test_attack)
             trainer.compile(optimizer=keras.optimizers.Adam(3e-3))

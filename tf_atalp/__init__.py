@@ -1,8 +1,11 @@
 """tf_atalp: adversarial training with Attention and Adversarial Logit Pairing.
 
-Subpackages: `models` (ResNets with conv-group outputs), `attacks` (PGD/FGSM),
-`losses` (CE, ALP, AT terms), `defenses` (the registry), `training` (the
-Keras trainer), `data` (tf.data pipelines), `evaluation`, `export`.
+Subpackages: `models` (ResNets with conv-group outputs, output roles,
+`with_feature_outputs`), `attacks` (the `Attack` protocol: PGD, FGSM,
+Restarts, WorstCase, model wrappers), `losses` (CE, ALP, AT as functions),
+`defenses` (defense classes, their loss terms, the registry), `training` (the
+Keras trainer, its config and flags), `data` (tf.data pipelines),
+`evaluation`, `export`.
 
 Importing `tf_atalp` registers every custom Keras object of the package, so
 `keras.models.load_model("model.keras")` works after a plain `import tf_atalp`.

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from tf_atalp.attacks.pgd import model_logits
+from tf_atalp.models.outputs import logits_of
 
 SERVING_ENDPOINT = "serve"
 SERVING_SIGNATURE = "serving_default"
@@ -90,7 +90,7 @@ def serving_function(network: keras.Model) -> tf.types.experimental.PolymorphicF
     def serve(images):
         with tf.control_dependencies(_check_images(images, size)):
             images = tf.identity(images)
-        logits = model_logits(network, images, training=False)
+        logits = logits_of(network(images, training=False))
         return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1)}
 
     return serve

@@ -1,7 +1,8 @@
-"""The names of what a training run writes into its model_dir, and how far it got.
+"""The names of everything a run writes into its model_dir, and how far it got.
 
-train_main writes them (tf_atalp.training.run); eval_main and the export
-read them. One place, so neither side imports the other for a file name.
+train_main writes most of them (tf_atalp.training.run), eval_main writes
+its results beside them (tf_atalp.evaluation.run), and both read them back.
+One place, so neither side imports the other for a file name.
 """
 
 import csv
@@ -13,7 +14,7 @@ FLAGFILE = "train.flags"  # a flagfile that reproduces the run
 CLASS_NAMES_FILE = "class_names.json"  # class names in label order (index -> name)
 MODEL_FILE = "model.keras"  # the final network (logits + conv-group outputs)
 SAVED_MODEL_DIR = "saved_model"  # the serving SavedModel
-RESULTS_FILE = "train_results.json"  # final metrics of the run
+TRAIN_RESULTS_FILE = "train_results.json"  # final metrics of the run
 HISTORY_FILE = "history.csv"  # per-epoch metrics, epochs numbered from 1
 TRAINING_CURVES_FILE = "training_curves.png"  # history.csv drawn
 CHECKPOINTS_DIR = "checkpoints"  # epoch_NNN.weights.h5 after every epoch
@@ -22,6 +23,7 @@ BACKUP_DIR = "backup"  # Keras BackupAndRestore state: what a rerun resumes from
 LOGS_DIR = "logs"  # TensorBoard
 # Written by keras.callbacks.BackupAndRestore into BACKUP_DIR after each epoch.
 BACKUP_METADATA_FILE = "training_metadata.json"
+EVAL_RESULTS_FILE = "eval_results.json"  # eval_main.py's results (figure: .png beside it)
 
 
 def finished_epochs(model_dir: str) -> int:

@@ -1,22 +1,31 @@
-"""Attacks: L-inf PGD (Madry et al.) and FGSM, in pixel units on [0, 1] images."""
+"""Attacks as objects with one call: `attack.attack(model_fn, images, labels, seed=...)`.
 
+- `base.py`: the `Attack` protocol and `AttackResult`.
+- `pgd.py`: L-inf `PGD` (Madry et al.; `PGDConfig` is the same class) and
+  `FGSM`, plus the simple entry points `pgd(...)`, `fgsm(...)`,
+  `pgd_from_config(...)`, `pgd_with_trace(...)`.
+- `composite.py`: `Restarts(attack, n)` and `WorstCase([attacks])`.
+- `model_fns.py`: what an attack is given: `inference_logits(model)`,
+  `training_logits(model)`, `ExpectationOverTransformation(model_fn, samples)`.
+- `objectives.py`: cross-entropy and CW-margin objectives.
+Pixel units on [0, 1] images throughout.
+"""
+
+from tf_atalp.attacks.base import Attack, AttackResult, ModelFn
+from tf_atalp.attacks.composite import Restarts, WorstCase, restart_seed
+from tf_atalp.attacks.model_fns import (
+    ExpectationOverTransformation, ModelLogits, inference_logits, objective_and_gradient,
+    training_logits)
+from tf_atalp.attacks.objectives import (
+    OBJECTIVES, cross_entropy_objective, get_objective, margin_objective)
 from tf_atalp.attacks.pgd import (
-    OBJECTIVES,
-    PGDConfig,
-    PGDTrace,
-    cross_entropy_objective,
-    fgsm,
-    linf_project,
-    margin_objective,
-    model_logits,
-    pgd,
-    pgd_from_config,
-    pgd_with_trace,
-    random_start,
-)
+    FGSM, PGD, PGDConfig, fgsm, linf_project, pgd, pgd_from_config, pgd_with_trace,
+    random_start)
 
 __all__ = [
-    "OBJECTIVES", "PGDConfig", "PGDTrace", "cross_entropy_objective", "fgsm",
-    "linf_project", "margin_objective", "model_logits", "pgd", "pgd_from_config",
-    "pgd_with_trace", "random_start",
+    "Attack", "AttackResult", "ExpectationOverTransformation", "FGSM", "ModelFn",
+    "ModelLogits", "OBJECTIVES", "PGD", "PGDConfig", "Restarts", "WorstCase",
+    "cross_entropy_objective", "fgsm", "get_objective", "inference_logits", "linf_project",
+    "margin_objective", "objective_and_gradient", "pgd", "pgd_from_config", "pgd_with_trace",
+    "random_start", "restart_seed", "training_logits",
 ]

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from tf_atalp.models._validation import MIN_IMAGE_SIZE
 from tf_atalp.validation import check
 
 FOLDER_DATASETS = ("flowers17", "imagenet4", "dogs_vs_cats", "folder")
@@ -10,7 +11,6 @@ SOURCES = ("auto", "folder", "tfds")
 TFDS_PREFIX = "tfds:"
 # Our own TFDS builders (`tfds_flowers17.py`, `tfds_imagenet4.py`), by dataset name.
 OWN_TFDS_BUILDERS = {"flowers17": "oxford_flowers17", "imagenet4": "imagenet4"}
-MIN_IMAGE_SIZE = 32
 
 
 

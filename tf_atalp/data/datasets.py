@@ -7,10 +7,10 @@ import tensorflow as tf
 from tf_atalp.data.config import DataConfig, DatasetInfo
 from tf_atalp.data.folder_source import folder_dataset_info, folder_examples, list_config_folder
 from tf_atalp.data.pipeline import (
-    EpochCounter, check_enough_examples, derive_seed, finish_pipeline, per_replica_batch_size,
-    pipeline_id)
+    EpochCounter, check_enough_examples, finish_pipeline, per_replica_batch_size, pipeline_id)
 from tf_atalp.data.synthetic_source import synthetic_dataset_info, synthetic_examples
 from tf_atalp.data.tfds_source import check_tfds_config, tfds_dataset_info, tfds_examples
+from tf_atalp.seeds import derive_seed
 
 SPLITS = ("train", "test")
 

@@ -7,7 +7,8 @@ from tf_atalp.data.config import DataConfig, DatasetInfo
 from tf_atalp.data.image_check import drop_corrupt
 from tf_atalp.data.images import decode_image_file, resize_uint8
 from tf_atalp.data.listing import FolderListing, ImageFiles, list_image_folder
-from tf_atalp.data.pipeline import AUTOTUNE, derive_seed, shard
+from tf_atalp.data.pipeline import AUTOTUNE, shard
+from tf_atalp.seeds import derive_seed
 
 
 def list_config_folder(config: DataConfig) -> FolderListing:

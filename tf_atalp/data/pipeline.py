@@ -1,19 +1,12 @@
 """The shared tail of every pipeline: shard, cache, shuffle, augment, batch, prefetch."""
 
-import numpy as np
 import tensorflow as tf
 
 from tf_atalp.data.config import DataConfig
 from tf_atalp.data.images import augment, to_unit_float
+from tf_atalp.seeds import derive_seed
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def derive_seed(seed: int, *keys: int | str) -> int:
-    """A 31-bit seed derived from `seed` and `keys` (different keys -> independent seeds)."""
-    words = [seed] + [k if isinstance(k, int) else int.from_bytes(k.encode(), "little")
-                      for k in keys]
-    return int(np.random.SeedSequence(words).generate_state(1)[0] >> 1)
 
 
 def per_replica_batch_size(batch_size: int,

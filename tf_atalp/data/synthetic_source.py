@@ -7,7 +7,8 @@ they are disjoint samples of the same task; no files are needed.
 import tensorflow as tf
 
 from tf_atalp.data.config import DataConfig, DatasetInfo
-from tf_atalp.data.pipeline import derive_seed, shard
+from tf_atalp.data.pipeline import shard
+from tf_atalp.seeds import derive_seed
 from tf_atalp.data.synthetic import make_synthetic_arrays
 
 

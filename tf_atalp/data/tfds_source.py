@@ -13,7 +13,8 @@ from tf_atalp.data import tfds_flowers17, tfds_imagenet4  # noqa: F401 (register
 from tf_atalp.data.config import OWN_TFDS_BUILDERS, DataConfig, DatasetInfo
 from tf_atalp.data.images import resize_uint8, to_rgb
 from tf_atalp.data.listing import check_folder
-from tf_atalp.data.pipeline import AUTOTUNE, derive_seed, shard
+from tf_atalp.data.pipeline import AUTOTUNE, shard
+from tf_atalp.seeds import derive_seed
 
 
 def _builder_name(config: DataConfig) -> str:

@@ -2,10 +2,11 @@
 
 from absl import flags
 
-from tf_atalp.attacks.pgd import OBJECTIVES
+from tf_atalp.attacks.objectives import OBJECTIVES
 from tf_atalp.data.config import SOURCES
 from tf_atalp.data.datasets import SPLITS
 from tf_atalp.evaluation.config import PAPER_ITERATIONS, PAPER_STEP_SIZE, EvalConfig
+from tf_atalp.model_dir import EVAL_RESULTS_FILE
 
 
 def define_eval_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -44,7 +45,7 @@ def define_eval_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_integer("seed", 0, "Seed of the random starts.", **define)
     flags.DEFINE_bool("jit_compile", False, "Compile the PGD loop with XLA.", **define)
     flags.DEFINE_string("results_file", None, "The results JSON; default: "
-                        "<model_dir>/eval_results.json for a training model_dir.", **define)
+                        f"<model_dir>/{EVAL_RESULTS_FILE} for a training model_dir.", **define)
     flags.mark_flag_as_required("model_dir", flag_values=flag_values)
 
 
@@ -58,7 +59,7 @@ def _numbers(name: str, values: list[str], kind) -> tuple:
 
 
 def eval_config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> EvalConfig:
-    """Builds (and so checks) the `EvalConfig` from parsed flags; raises ValueError."""
+    """Builds (and so checks, fields only) the `EvalConfig` from parsed flags; raises ValueError."""
     f = flag_values
     return EvalConfig(
         model_dir=f.model_dir, dataset=f.dataset, data_dir=f.data_dir,

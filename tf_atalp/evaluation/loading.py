@@ -9,10 +9,11 @@ import os
 
 import keras
 
-import tf_atalp.models  # noqa: F401  (registers the custom layers for load_model)
-from tf_atalp.config import RunConfig, load_run_config
+from tf_atalp.defenses import defense_config
 from tf_atalp.export import SAVED_MODEL_FILE, load_serving_model
 from tf_atalp.model_dir import CHECKPOINTS_DIR, MODEL_FILE, RUN_CONFIG_FILE
+from tf_atalp.models.outputs import symbolic_logits
+from tf_atalp.training.config import RunConfig, load_run_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +42,8 @@ def _run_config_dir(folder: str) -> str | None:
 def _unfinished_training_error(model_dir: str) -> FileNotFoundError:
     checkpoints = os.path.join(model_dir, CHECKPOINTS_DIR)
     found = sorted(os.listdir(checkpoints)) if os.path.isdir(checkpoints) else []
-    progress = f"last checkpoint: checkpoints/{found[-1]}" if found else "no checkpoints yet"
+    progress = (f"last checkpoint: {CHECKPOINTS_DIR}/{found[-1]}" if found
+                else "no checkpoints yet")
     return FileNotFoundError(
         f"Training has not finished in {model_dir!r}: {MODEL_FILE} is missing "
         f"({progress}). Evaluate after train_main.py has written {MODEL_FILE}.")
@@ -79,8 +81,9 @@ def describe_model(source: ModelSource, run_config: RunConfig | None,
             architecture=run_config.model.architecture, depth=run_config.model.depth,
             width=run_config.model.width, stem=run_config.model.stem,
             trained_on=run_config.data.dataset, defense=run_config.defense.name,
-            alpha=run_config.defense.alpha, beta=run_config.defense.beta,
-            training_attack={"attack": "pgd", "norm": "linf", **run_config.attack.describe()})
+            defense_config=defense_config(run_config.defense),
+            training_attack=run_config.attack.describe(),
+            training_attack_batchnorm_training=run_config.train.attack_batchnorm_training)
     return description
 
 
@@ -88,22 +91,17 @@ def _keras_input_size(network: keras.Model) -> int:
     return int(network.inputs[0].shape[1])
 
 
-def load_model_for_eval(path: str):
-    """Loads the model at `path` (see `find_model`) for evaluation.
+def load_model(source: ModelSource, run_config: RunConfig | None):
+    """Loads the model `source` names; returns (model, description).
 
-    Returns:
-      (model, description, run_config): `model` maps float images [N, S, S, 3]
-      in [0, 1] to logits (a keras.Model with dict outputs, or a
-      `ServingModel`); `description` is `describe_model`'s dict; `run_config`
-      is the training RunConfig or None when no run_config.json is beside it.
+    `model` maps float images [N, S, S, 3] in [0, 1] to logits (a keras.Model
+    with a dict of roles as output, or a `ServingModel`); `description` is
+    `describe_model`'s dict.
     """
-    source = find_model(path)
-    run_config = load_run_config(source.run_config_dir) if source.run_config_dir else None
     if source.format == "keras":
         model = keras.models.load_model(source.model_path, compile=False)
         image_size = _keras_input_size(model)
-        logits = model.output["logits"] if isinstance(model.output, dict) else model.output
-        num_classes = int(logits.shape[-1])
+        num_classes = int(symbolic_logits(model).shape[-1])
     else:
         model = load_serving_model(source.model_path)
         image_size, num_classes = model.image_size, model.num_classes
@@ -111,4 +109,17 @@ def load_model_for_eval(path: str):
         raise ValueError(
             f"The model at {source.model_path!r} takes {image_size}-pixel images, but its "
             f"run_config.json says image_size={run_config.model.image_size}.")
-    return model, describe_model(source, run_config, image_size, num_classes), run_config
+    return model, describe_model(source, run_config, image_size, num_classes)
+
+
+def load_model_for_eval(path: str):
+    """Finds and loads the model at `path` (see `find_model`, `load_model`).
+
+    Returns:
+      (model, description, run_config): `run_config` is the training
+      RunConfig, or None when no run_config.json is beside the model.
+    """
+    source = find_model(path)
+    run_config = load_run_config(source.run_config_dir) if source.run_config_dir else None
+    model, description = load_model(source, run_config)
+    return model, description, run_config

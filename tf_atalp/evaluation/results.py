@@ -31,6 +31,10 @@ DEFINITIONS = {
                           "false, the point measures a weaker attack than its epsilon says",
     "per_class": "per class (label order), accuracies at each attack's longest iteration "
                  "count; null for a class without examples",
+    "robust_accuracy": "per epsilon, the fraction of examples classified correctly on the "
+                       "clean image and at every iterate of every restart of every attack of "
+                       "that epsilon: the worst case per example over the attacks, an upper "
+                       "bound on the true robust accuracy",
 }
 
 
@@ -49,16 +53,22 @@ def attack_points(evaluation: dict) -> list[dict]:
     """One JSON-ready entry per (attack, iteration count) of `evaluate_robustness`."""
     points = []
     for result in evaluation["attacks"]:
-        attack = result["attack"]
+        described = result["attack"].describe()
+        epsilon, step_size = described["epsilon"], described.get("step_size")
         for index, iterations in enumerate(result["record_at"]):
             points.append({
-                "threat_model": WHITE_BOX, "attack": "pgd", "norm": "linf",
-                "epsilon": attack.epsilon, "step_size": attack.step_size,
-                "iterations": iterations, "run_iterations": attack.iterations,
-                "can_reach_boundary": can_reach_boundary(
-                    attack.epsilon, attack.step_size, iterations),
-                "random_start": attack.random_start, "restarts": attack.restarts,
-                "objective": attack.objective, "batchnorm_training": attack.training,
+                "threat_model": WHITE_BOX, "attack": described["attack"],
+                "norm": described.get("norm", "linf"),
+                "epsilon": epsilon, "step_size": step_size,
+                "iterations": iterations, "run_iterations": described["iterations"],
+                "can_reach_boundary": step_size is None or can_reach_boundary(
+                    epsilon, step_size, iterations),
+                "random_start": described.get("random_start"),
+                "restarts": described.get("restarts", 1),
+                "objective": described.get("objective"),
+                # The attack runs the model in inference mode (frozen BatchNorm statistics).
+                "batchnorm_training": False,
+                "attack_settings": described,
                 "accuracy": result["accuracy"][index],
                 "correct": result["correct"][index],
                 "worst_iterate_accuracy": result["worst_iterate_accuracy"][index],
@@ -66,6 +76,16 @@ def attack_points(evaluation: dict) -> list[dict]:
                 "num_examples": evaluation["num_examples"],
             })
     return points
+
+
+def robust_accuracy(evaluation: dict) -> list[dict]:
+    """Per epsilon, the worst case over every attack and iterate: the headline numbers."""
+    return [{"threat_model": WHITE_BOX, "epsilon": entry["epsilon"],
+             "robust_accuracy": entry["robust_accuracy"],
+             "robust_correct": entry["robust_correct"],
+             "num_examples": evaluation["num_examples"],
+             "attacks": [evaluation["attacks"][i]["attack"].describe() for i in entry["attacks"]]}
+            for entry in evaluation["worst_case"]]
 
 
 def _ratios(correct, totals):
@@ -85,7 +105,7 @@ def per_class_results(evaluation: dict, class_names: Sequence[str] | None = None
         "num_examples": totals,
         "clean_accuracy": _ratios(evaluation["per_class"]["clean_correct"], totals),
         "attacks": [{
-            "epsilon": result["attack"].epsilon,
+            "epsilon": result["attack"].describe()["epsilon"],
             "iterations": result["record_at"][-1],
             "accuracy": _ratios(result["per_class_correct"], totals),
             "worst_iterate_accuracy": _ratios(result["per_class_worst_iterate_correct"], totals),
@@ -124,6 +144,7 @@ def results_document(evaluation: dict, *, dataset: dict, model: dict,
         "seconds": None if seconds is None else round(seconds, 1),
         "definitions": DEFINITIONS,
         "results": attack_points(evaluation),
+        "robust_accuracy": robust_accuracy(evaluation),
         "per_class": per_class_results(evaluation, class_names),
     }
 
@@ -189,6 +210,12 @@ def format_table(document: dict) -> str:
     for points in groups.values():
         lines += ["", _describe_settings(points[0]) + "; accuracy after k steps:"]
         lines += _table(points)
+    robust = document.get("robust_accuracy") or []
+    if robust:
+        lines += ["", "Robust accuracy (worst case per example over every attack, restart and "
+                      "iterate; an upper bound):"]
+        lines += [f"  epsilon {entry['epsilon']:g}: {entry['robust_accuracy']:.4f} "
+                  f"({entry['robust_correct']}/{entry['num_examples']})" for entry in robust]
     if any(not p.get("can_reach_boundary", True) for p in document["results"]):
         lines += ["* step_size x k < epsilon: k steps cannot reach the epsilon boundary from "
                   "the clean image, so this cell measures a weaker attack than its epsilon."]

@@ -1,8 +1,10 @@
-"""White-box robust accuracy under L-inf PGD, with restarts and worst-iterate scoring.
+"""White-box robust accuracy under attacks (`Attack` objects), with worst-iterate scoring.
 
-For each attack, ONE PGD run of `attack.iterations` steps per batch and
-restart scores every iterate 0..iterations (`pgd_with_trace`), so the
-accuracies after 10, 20, ..., 200 steps all come from the same 200-step run.
+For each attack (e.g. `Restarts(PGD(...), n)`), ONE run of its `iterations`
+steps per batch (and restart) scores every iterate 0..iterations
+(`record_at`), so the accuracies after 10, 20, ..., 200 steps all come from
+the same 200-step run. The attacks craft on, and are scored by, the same
+model function: the model's logits in inference mode.
 
 Definitions (counts are exact integers summed over batches; accuracy =
 count / num_examples):
@@ -12,6 +14,11 @@ count / num_examples):
     every iterate 0..k (0 is the start point) of every restart. It is
     non-increasing in k and never above the accuracy at k, whereas the
     accuracy at k need not be monotone (PGD can step back to a correct point).
+  robust accuracy at epsilon (the worst case over attacks, as AutoAttack
+    scores): correctly classified on the clean image AND at every iterate of
+    every restart of EVERY attack of that epsilon. The strongest number the
+    evaluation has; with one attack per epsilon it is that attack's
+    worst-iterate accuracy at its last count.
 """
 
 from collections.abc import Callable, Sequence
@@ -21,8 +28,19 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_atalp.attacks.pgd import PGDConfig, model_logits, pgd_with_trace
-from tf_atalp.data.pipeline import derive_seed
+from tf_atalp.attacks.base import Attack
+from tf_atalp.attacks.model_fns import inference_logits
+from tf_atalp.seeds import derive_seed
+
+
+def run_iterations(attack) -> int:
+    """The length of one run of `attack` (its `describe()["iterations"]`)."""
+    described = attack.describe()
+    if not isinstance(described.get("iterations"), int):
+        raise ValueError(
+            "Robust accuracy is measured with attacks of a known number of iterations. "
+            f"Received: {described}")
+    return described["iterations"]
 
 
 def _check_record_at(record_at, attacks):
@@ -33,18 +51,24 @@ def _check_record_at(record_at, attacks):
             f"`record_at` must be a non-empty list of counts >= 0. Received: record_at={record_at}")
     longest = max(record_at)
     for attack in attacks:
-        if attack.iterations < longest:
+        if run_iterations(attack) < longest:
             raise ValueError(
-                f"`record_at` must not exceed the attack's iterations={attack.iterations}. "
+                f"`record_at` must not exceed the attack's iterations={run_iterations(attack)}. "
                 f"Received: record_at={list(record_at)}")
 
 
 def _check_attacks(attacks):
-    if not attacks or not all(isinstance(a, PGDConfig) for a in attacks):
-        raise ValueError(f"`attacks` must be a non-empty list of PGDConfig. Received: {attacks}")
-    if any(a.targeted for a in attacks):
+    if not attacks or not all(isinstance(a, Attack) for a in attacks):
+        raise ValueError(f"`attacks` must be a non-empty list of Attack objects (PGD, "
+                         f"Restarts, WorstCase, ...). Received: {attacks}")
+    targeted = [a for a in attacks if a.describe().get("targeted")]
+    if targeted:
         raise ValueError("Robust accuracy is measured with untargeted attacks. "
-                         f"Received: {[a for a in attacks if a.targeted]}")
+                         f"Received: {[a.describe() for a in targeted]}")
+    for attack in attacks:
+        run_iterations(attack)
+        if "epsilon" not in attack.describe():
+            raise ValueError(f"Every attack must have one epsilon. Received: {attack.describe()}")
 
 
 def _batches(dataset, max_examples):
@@ -59,18 +83,13 @@ def _batches(dataset, max_examples):
             return
 
 
-def _attack_batch(model, images, labels, clean_correct, attack, batch_index, seed, jit_compile):
-    """bool [iterations + 1, N] correct-at-k and worst-up-to-k over all restarts."""
-    correct_at = np.broadcast_to(clean_correct, (attack.iterations + 1, len(clean_correct)))
-    worst_at = correct_at
-    for restart in range(attack.restarts):
-        trace = pgd_with_trace(
-            model, images, labels, attack, record_at=range(attack.iterations + 1),
-            seed=derive_seed(seed, "pgd", batch_index, restart), jit_compile=jit_compile)
-        run_correct = trace.correct_at.numpy()
-        correct_at = correct_at & run_correct
-        worst_at = worst_at & np.logical_and.accumulate(run_correct, axis=0)
-    return correct_at, worst_at
+def _attack_batch(model_fn, images, labels, clean_correct, attack, batch_index, seed):
+    """bool [iterations + 1, N] correct-at-k and worst-up-to-k (over all restarts)."""
+    iterations = run_iterations(attack)
+    result = attack.attack(model_fn, images, labels, record_at=range(iterations + 1),
+                           seed=derive_seed(seed, "pgd", batch_index, 0))
+    correct_at = clean_correct[None, :] & result.correct_at.numpy()
+    return correct_at, np.logical_and.accumulate(correct_at, axis=0)
 
 
 def _per_class_counts(labels: np.ndarray, correct: np.ndarray, num_classes: int) -> np.ndarray:
@@ -85,29 +104,37 @@ def _progress_bar(total: int | None, enabled: bool):
     return keras.utils.Progbar(total, unit_name="example", stateful_metrics=["clean_accuracy"])
 
 
+def _worst_case_groups(attacks) -> dict[float, list[int]]:
+    """{epsilon: indices of the attacks of that epsilon}, epsilons sorted."""
+    groups: dict[float, list[int]] = {}
+    for index, attack in enumerate(attacks):
+        groups.setdefault(attack.describe()["epsilon"], []).append(index)
+    return dict(sorted(groups.items()))
+
+
 def evaluate_robustness(model: Callable,
                         dataset: tf.data.Dataset,
-                        attacks: Sequence[PGDConfig],
+                        attacks: Sequence[Attack],
                         record_at: Sequence[int] | None = None,
                         max_examples: int | None = None,
                         seed: int = 0,
-                        jit_compile: bool = False,
                         num_examples_hint: int | None = None,
                         progress: bool = False) -> dict:
-    """Clean and white-box PGD accuracy of `model` on `dataset`.
+    """Clean and white-box accuracy of `model` on `dataset` under `attacks`.
 
     Args:
       model: maps float images [N, S, S, 3] in [0, 1] to [N, K] logits or a
-        dict holding "logits" (a Keras model or a `ServingModel`).
+        dict holding "logits" (a Keras model or a `ServingModel`); attacked
+        and scored in inference mode.
       dataset: batches (images float32 [B, S, S, 3] in [0, 1], labels int [B]).
-      attacks: untargeted PGD attacks; each runs `iterations` steps once per
-        batch and restart.
+      attacks: untargeted attacks of one epsilon each (`PGD`,
+        `Restarts(PGD(...), n)`, `WorstCase([...])`); each runs its
+        iterations once per batch (and restart).
       record_at: the step counts to report (each <= every attack's
-        iterations); None: only each attack's `iterations`.
+        iterations); None: only each attack's iterations.
       max_examples: evaluate only the first N examples of `dataset`.
-      seed: seed of the random starts (restart r of batch b draws from
-        (seed, b, r), the same for every attack).
-      jit_compile: compile the PGD loop with XLA.
+      seed: seed of the random starts (batch b draws from (seed, b); restart
+        r > 0 from a seed derived from that; the same for every attack).
       num_examples_hint: how many examples to expect (sets the progress bar's
         total and time left).
       progress: show a progress bar (examples done, time left) on stdout.
@@ -115,12 +142,14 @@ def evaluate_robustness(model: Callable,
     Returns:
       {"num_examples": n, "clean_correct": int, "clean_accuracy": float,
        "per_class": {"num_examples": [int per class], "clean_correct": [...]},
-       "attacks": [{"attack": PGDConfig, "record_at": [k, ...],
+       "attacks": [{"attack": the Attack, "record_at": [k, ...],
                     "correct": [int per k], "accuracy": [float per k],
                     "worst_iterate_correct": [int per k],
                     "worst_iterate_accuracy": [float per k],
                     "per_class_correct": [int per class, at the last k],
-                    "per_class_worst_iterate_correct": [int per class, last k]}, ...]}
+                    "per_class_worst_iterate_correct": [int per class, last k]}, ...],
+       "worst_case": [{"epsilon": e, "attacks": [indices into "attacks"],
+                       "robust_correct": int, "robust_accuracy": float}, ...]}
       Classes are the label values 0..K-1, K = the model's number of logits.
       See the module docstring for the definitions.
     """
@@ -129,9 +158,12 @@ def evaluate_robustness(model: Callable,
     _check_record_at(record_at, attacks)
     if max_examples is not None and max_examples < 1:
         raise ValueError(f"`max_examples` must be >= 1. Received: max_examples={max_examples}")
-    counts = [sorted(set(record_at)) if record_at else [a.iterations] for a in attacks]
+    model_fn = inference_logits(model)
+    counts = [sorted(set(record_at)) if record_at else [run_iterations(a)] for a in attacks]
+    groups = _worst_case_groups(attacks)
     correct = [np.zeros(len(c), np.int64) for c in counts]
     worst = [np.zeros(len(c), np.int64) for c in counts]
+    robust = {epsilon: 0 for epsilon in groups}
     num_examples = clean_total = 0
     num_classes = None
     expected = num_examples_hint if max_examples is None else min(
@@ -139,7 +171,7 @@ def evaluate_robustness(model: Callable,
     bar = _progress_bar(expected, progress)
     for batch_index, (images, labels) in enumerate(_batches(dataset, max_examples)):
         labels = tf.cast(labels, tf.int32)
-        logits = model_logits(model, images)
+        logits = model_fn(tf.convert_to_tensor(images, tf.float32))
         if num_classes is None:
             num_classes = int(logits.shape[-1])
             class_total = np.zeros(num_classes, np.int64)
@@ -152,14 +184,18 @@ def evaluate_robustness(model: Callable,
         clean_total += int(clean_correct.sum())
         class_total += np.bincount(label_values, minlength=num_classes)
         class_clean += _per_class_counts(label_values, clean_correct, num_classes)
+        survived_all = []
         for index, attack in enumerate(attacks):
             correct_at, worst_at = _attack_batch(
-                model, images, labels, clean_correct, attack, batch_index, seed, jit_compile)
+                model_fn, images, labels, clean_correct, attack, batch_index, seed)
             correct[index] += correct_at[counts[index]].sum(axis=1)
             worst[index] += worst_at[counts[index]].sum(axis=1)
             last = counts[index][-1]
             class_correct[index] += _per_class_counts(label_values, correct_at[last], num_classes)
             class_worst[index] += _per_class_counts(label_values, worst_at[last], num_classes)
+            survived_all.append(worst_at[-1])
+        for epsilon, members in groups.items():
+            robust[epsilon] += int(np.logical_and.reduce([survived_all[i] for i in members]).sum())
         if bar is not None:
             bar.add(len(clean_correct), [("clean_accuracy", clean_total / num_examples)])
         logging.debug("Evaluated %d examples: clean %d correct.", num_examples, clean_total)
@@ -181,4 +217,8 @@ def evaluate_robustness(model: Callable,
             "per_class_correct": [int(c) for c in class_correct[index]],
             "per_class_worst_iterate_correct": [int(c) for c in class_worst[index]],
         } for index, attack in enumerate(attacks)],
+        "worst_case": [{"epsilon": epsilon, "attacks": members,
+                        "robust_correct": robust[epsilon],
+                        "robust_accuracy": robust[epsilon] / num_examples}
+                       for epsilon, members in groups.items()],
     }

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from absl import logging
 
 from tf_atalp import data as data_lib
-from tf_atalp.evaluation.config import EvalConfig
-from tf_atalp.evaluation.loading import load_model_for_eval
+from tf_atalp.evaluation.loading import load_model
+from tf_atalp.evaluation.preparation import PreparedEvaluation
 from tf_atalp.evaluation.results import results_document, weak_cells, write_results
 from tf_atalp.evaluation.robustness import evaluate_robustness
 from tf_atalp.evaluation.subset import (
@@ -17,9 +17,10 @@ from tf_atalp.plots import plot_accuracy_vs_steps
 from tf_atalp.reporting import report
 
 
-def _warn_weak_cells(config: EvalConfig) -> None:
+def _warn_weak_cells(prepared: PreparedEvaluation) -> None:
     """One warning naming every (epsilon, iterations) cell that cannot reach the boundary."""
-    cells = weak_cells(config.epsilons, config.step_size, config.iterations)
+    config = prepared.config
+    cells = weak_cells(prepared.epsilons, config.step_size, config.iterations)
     if cells:
         named = ", ".join(f"(epsilon {e:g}, {k} steps)" for e, k in cells)
         logging.warning(
@@ -34,12 +35,13 @@ def plot_path(results_path: str) -> str:
     return os.path.splitext(results_path)[0] + ".png"
 
 
-def run_evaluation(config: EvalConfig, command: Sequence[str] | None = None) -> dict:
-    """Evaluates `config.model_dir`, writes `config.results_path` and its plot; returns the document."""
+def run_evaluation(prepared: PreparedEvaluation, command: Sequence[str] | None = None) -> dict:
+    """Evaluates the prepared model, writes `prepared.results_path` and its plot; returns the document."""
     started = time.time()
-    _warn_weak_cells(config)
-    model, description, _ = load_model_for_eval(config.model_dir)
-    data_config = config.data_config(description["image_size"], description["num_classes"])
+    config = prepared.config
+    _warn_weak_cells(prepared)
+    model, description = load_model(prepared.source, prepared.run_config)
+    data_config = prepared.data_config(description["image_size"], description["num_classes"])
     info = data_lib.get_dataset_info(data_config)
     dataset = data_lib.make_dataset(data_config, config.split, training=False)
     split_size = info.num_test if config.split == "test" else info.num_train
@@ -51,12 +53,12 @@ def run_evaluation(config: EvalConfig, command: Sequence[str] | None = None) -> 
         dataset = select_examples(dataset, indices, config.batch_size)
     expected = subset["num_examples"] if subset else split_size
     report(f"Evaluating {description['path']} on {expected} {info.name} {config.split} "
-           f"examples: epsilons {', '.join(f'{e:g}' for e in config.epsilons)}, "
+           f"examples: epsilons {', '.join(f'{e:g}' for e in prepared.epsilons)}, "
            f"{max(config.iterations)} PGD steps of {config.step_size:g}, "
            f"{config.restarts} restart(s).")
     evaluation = evaluate_robustness(
-        model, dataset, config.attacks(), record_at=config.iterations, seed=config.seed,
-        jit_compile=config.jit_compile, num_examples_hint=expected, progress=True)
+        model, dataset, prepared.attacks(), record_at=config.iterations, seed=config.seed,
+        num_examples_hint=expected, progress=True)
     document = results_document(
         evaluation,
         dataset={"name": info.name, "split": config.split, "split_size": split_size,
@@ -66,7 +68,7 @@ def run_evaluation(config: EvalConfig, command: Sequence[str] | None = None) -> 
         settings={"seed": config.seed, "batch_size": config.batch_size,
                   "max_examples": config.max_examples, "jit_compile": config.jit_compile},
         class_names=info.class_names, seconds=time.time() - started)
-    write_results(config.results_path, document)
-    plot_accuracy_vs_steps(document, plot_path(config.results_path))
-    logging.info("Wrote %s", config.results_path)
+    write_results(prepared.results_path, document)
+    plot_accuracy_vs_steps(document, plot_path(prepared.results_path))
+    logging.info("Wrote %s", prepared.results_path)
     return document

@@ -2,21 +2,24 @@
 
 `build_resnet` makes the functional ResNet v1 family (depth 10 to 152, with
 optional denoising blocks and input noise); `build_applications_resnet` wraps
-keras.applications ResNet50/101/152. Both return `{"logits", *GROUP_NAMES}`
-dicts and take float images in [0, 1].
+keras.applications ResNet50/101/152. Both go through `with_feature_outputs`
+and return `{"logits": [N, K], "features": {GROUP_NAMES...}}` dicts (the
+roles of `tf_atalp.models.outputs`) and take float images in [0, 1].
 """
 
-from tf_atalp.models.applications import build_applications_resnet
+from tf_atalp.models._validation import MIN_IMAGE_SIZE
+from tf_atalp.models.applications import APPLICATIONS_DEPTHS, build_applications_resnet
 from tf_atalp.models.denoising import NonLocalDenoising
 from tf_atalp.models.heads import GROUP_NAMES
 from tf_atalp.models.layers import ImageNormalization, PersistentGaussianNoise
-from tf_atalp.models.resnet import build_resnet
+from tf_atalp.models.outputs import (
+    FEATURES, LOGITS, MEMBERS, ROLES, as_roles, features_of, logits_of, symbolic_logits,
+    with_feature_outputs)
+from tf_atalp.models.resnet import DEPTHS, STEMS, build_resnet
 
 __all__ = [
-    "GROUP_NAMES",
-    "ImageNormalization",
-    "NonLocalDenoising",
-    "PersistentGaussianNoise",
-    "build_applications_resnet",
-    "build_resnet",
+    "APPLICATIONS_DEPTHS", "DEPTHS", "FEATURES", "GROUP_NAMES", "ImageNormalization", "LOGITS",
+    "MEMBERS", "MIN_IMAGE_SIZE", "NonLocalDenoising", "PersistentGaussianNoise", "ROLES",
+    "STEMS", "as_roles", "build_applications_resnet", "build_resnet", "features_of",
+    "logits_of", "symbolic_logits", "with_feature_outputs",
 ]

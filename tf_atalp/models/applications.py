@@ -9,8 +9,9 @@ import re
 import keras
 
 from tf_atalp.models._validation import check_at_least, check_choice, check_image_size
-from tf_atalp.models.heads import GROUP_NAMES, classifier_outputs
+from tf_atalp.models.heads import GROUP_NAMES, classifier_logits
 from tf_atalp.models.layers import ImageNormalization
+from tf_atalp.models.outputs import with_feature_outputs
 
 BACKBONES = {
     50: keras.applications.ResNet50,
@@ -52,10 +53,12 @@ def build_applications_resnet(
 
     Returns:
         A functional keras.Model from [N, S, S, 3] images in [0, 1] to
-        `{"logits": [N, K] float32, "conv2_x": ..., ..., "conv5_x": ...}`, the
-        groups being the last block output of each stage (strides 4, 8, 16, 32).
-        The caffe preprocessing (x * 255, RGB -> BGR, minus CAFFE_BGR_MEAN)
-        happens inside the model; the backbone is the nested model "backbone".
+        `{"logits": [N, K] float32, "features": {"conv2_x": ..., ..., "conv5_x": ...}}`,
+        the groups being the last block output of each stage (strides 4, 8,
+        16, 32), tapped by layer name with `with_feature_outputs`. The caffe
+        preprocessing (x * 255, RGB -> BGR, minus CAFFE_BGR_MEAN) happens
+        inside the model; the backbone's layers are the model's own (flat), so
+        they keep their keras.applications names ("conv2_block3_out", ...).
     """
     check_choice("depth", depth, APPLICATIONS_DEPTHS)
     check_at_least("num_classes", num_classes, 1)
@@ -63,21 +66,25 @@ def build_applications_resnet(
     if weights_path is not None:
         weights_path = _check_weights_path(weights_path)
 
-    backbone = build_applications_backbone(depth, image_size)
-    if weights_path is not None:
-        load_backbone_weights(backbone, weights_path)
-    layer_names = stage_output_layer_names(backbone)
-    features = keras.Model(
-            backbone.inputs, {g: backbone.get_layer(layer_names[g]).output for g in GROUP_NAMES},
-            name="backbone")
-
     inputs = keras.Input((image_size, image_size, 3), name="images")
     x = ImageNormalization(
             mean=tuple(m / 255.0 for m in CAFFE_BGR_MEAN), std=(1 / 255.0,) * 3,
             reverse_channels=True, dtype="float32", name="caffe_preprocessing")(inputs)
-    groups = features(x)
-    outputs = classifier_outputs(groups["conv5_x"], groups, num_classes)
-    return keras.Model(inputs, outputs, name=name or f"applications_resnet{depth}")
+    backbone = BACKBONES[depth](include_top=False, weights=None, input_tensor=x)
+    classifier = keras.Model(inputs, classifier_logits(backbone.output, num_classes))
+    if weights_path is not None:
+        standalone = build_applications_backbone(depth, image_size)
+        load_backbone_weights(standalone, weights_path)
+        _copy_weights_by_layer_name(standalone, classifier)
+    return with_feature_outputs(classifier, stage_output_layer_names(backbone),
+                                name=name or f"applications_resnet{depth}")
+
+
+def _copy_weights_by_layer_name(source: keras.Model, target: keras.Model) -> None:
+    """Sets each weighted layer of `target` named like a layer of `source` to its weights."""
+    for layer in source.layers:
+        if layer.weights:
+            target.get_layer(layer.name).set_weights(layer.get_weights())
 
 
 def stage_output_layer_names(backbone):

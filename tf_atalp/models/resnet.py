@@ -5,8 +5,9 @@ import keras
 from tf_atalp.models import blocks
 from tf_atalp.models._validation import check_at_least, check_choice, check_image_size
 from tf_atalp.models.denoising import NonLocalDenoising
-from tf_atalp.models.heads import GROUP_NAMES, classifier_outputs
+from tf_atalp.models.heads import GROUP_NAMES, classifier_logits
 from tf_atalp.models.layers import ImageNormalization, PersistentGaussianNoise
+from tf_atalp.models.outputs import with_feature_outputs
 
 # depth -> (block function, number of blocks in conv2_x .. conv5_x)
 ARCHITECTURES = {
@@ -56,8 +57,9 @@ def build_resnet(
 
     Returns:
         A functional keras.Model from [N, S, S, 3] images in [0, 1] to
-        `{"logits": [N, K] float32, "conv2_x": ..., ..., "conv5_x": ...}`, each
-        group output [N, H, W, C] taken after the last block's ReLU. With the
+        `{"logits": [N, K] float32, "features": {"conv2_x": ..., ..., "conv5_x": ...}}`
+        (see `tf_atalp.models.outputs`), each group output [N, H, W, C] taken
+        after the last block's ReLU (or its denoising block). With the
         imagenet stem the groups have strides 4, 8, 16, 32; with the cifar
         stem 1, 2, 4, 8 (rounded up).
     """
@@ -84,16 +86,18 @@ def build_resnet(
     x = blocks.cifar_stem(x, width) if stem == "cifar" else blocks.imagenet_stem(x, width)
 
     block, counts = ARCHITECTURES[depth]
-    groups = {}
+    group_layers = {}
     for index, (group, num_blocks) in enumerate(zip(GROUP_NAMES, counts)):
         for block_index in range(num_blocks):
             stride = 2 if index > 0 and block_index == 0 else 1
-            x = block(x, width * 2**index, stride, name=f"conv{index + 2}_block{block_index + 1}")
+            block_name = f"conv{index + 2}_block{block_index + 1}"
+            x = block(x, width * 2**index, stride, name=block_name)
+        group_layers[group] = f"{block_name}_out"
         if group in denoise_groups:
-            x = NonLocalDenoising(**(denoise_kwargs or {}), name=f"{group}_denoise")(x)
-        groups[group] = x
-    outputs = classifier_outputs(x, groups, num_classes)
-    return keras.Model(inputs, outputs, name=name or f"resnet{depth}")
+            group_layers[group] = f"{group}_denoise"
+            x = NonLocalDenoising(**(denoise_kwargs or {}), name=group_layers[group])(x)
+    classifier = keras.Model(inputs, classifier_logits(x, num_classes))
+    return with_feature_outputs(classifier, group_layers, name=name or f"resnet{depth}")
 
 
 def _check_denoising(denoise_groups, denoise_kwargs):

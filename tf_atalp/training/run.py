@@ -34,24 +34,23 @@ import tensorflow as tf
 from absl import logging
 
 from tf_atalp import data as data_lib
-from tf_atalp.config import RunConfig, save_run_config
 from tf_atalp.data.pipeline import EpochCounter
 from tf_atalp.export import export_saved_model
 from tf_atalp.io_utils import atomic_write_json, atomic_write_text
 from tf_atalp.model_dir import (
     BACKUP_DIR, CHECKPOINT_PATTERN, CHECKPOINTS_DIR, CLASS_NAMES_FILE, FLAGFILE, HISTORY_FILE,
-    LOGS_DIR, MODEL_FILE, RESULTS_FILE, RUN_CONFIG_FILE, SAVED_MODEL_DIR, TRAINING_CURVES_FILE,
-    finished_epochs, read_history)
+    LOGS_DIR, MODEL_FILE, RUN_CONFIG_FILE, SAVED_MODEL_DIR, TRAIN_RESULTS_FILE,
+    TRAINING_CURVES_FILE, finished_epochs, read_history)
 from tf_atalp.models import build_applications_resnet, build_resnet
 from tf_atalp.plots import plot_training_curves
 from tf_atalp.reporting import report
 from tf_atalp.training import summaries
 from tf_atalp.training.callbacks import EpochTimer, HistoryCSV, SetDataEpoch
+from tf_atalp.training.config import RunConfig, save_run_config
 from tf_atalp.training.precision import resolve_precision
 from tf_atalp.training.schedules import WarmupSchedule
 from tf_atalp.training.strategy import make_strategy
 from tf_atalp.training.trainer import AdversarialTrainer
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +75,7 @@ class PreparedRun:
         model_dir = self.config.train.model_dir
         return (self.finished_epochs >= self.config.train.epochs
                 and all(os.path.isfile(os.path.join(model_dir, name))
-                        for name in (MODEL_FILE, RESULTS_FILE)))
+                        for name in (MODEL_FILE, TRAIN_RESULTS_FILE)))
 
 
 def prepare_run(config: RunConfig) -> PreparedRun:
@@ -108,7 +107,11 @@ def _differing_settings(config: RunConfig) -> list[str]:
         return []
     with open(path) as f:
         previous = json.load(f)
-    current = json.loads(config.to_json())
+    try:  # Read through RunConfig, so an earlier version's form of the same run compares equal.
+        previous = RunConfig.from_dict(previous).to_dict()
+    except (KeyError, TypeError, ValueError):
+        pass
+    current = config.to_dict()
     return sorted(f"{section}.{key}" for section in current
                   for key in set(current[section]) | set(previous.get(section, {}))
                   if current[section].get(key) != previous.get(section, {}).get(key))
@@ -137,7 +140,7 @@ def _clear_unfinished_run(model_dir: str) -> None:
 def build_network(config: RunConfig) -> keras.Model:
     """The network of the run (its defense's model options applied)."""
     model = config.model
-    options = dict(config.defense.build().model_options)
+    options = config.defense.model_options()
     if model.architecture == "applications":
         if options:
             raise ValueError(
@@ -248,8 +251,8 @@ def _build_trainer(prepared: PreparedRun, strategy: tf.distribute.Strategy) -> t
     with strategy.scope():
         network = build_network(config)
         trainer = AdversarialTrainer(
-            network, config.defense.build(), attack=config.attack,
-            eval_attack=config.eval_attack, attack_jit_compile=config.train.attack_jit_compile,
+            network, config.defense, attack=config.attack, eval_attack=config.eval_attack,
+            attack_batchnorm_training=config.train.attack_batchnorm_training,
             seed=config.train.seed)
         trainer.compile(optimizer=make_optimizer(config, prepared.steps_per_epoch),
                         jit_compile=config.train.jit_compile,
@@ -267,7 +270,7 @@ def train(prepared: PreparedRun, flagfile_text: str | None = None, verbose="auto
     """
     config = prepared.config
     model_dir = config.train.model_dir
-    results_path = os.path.join(model_dir, RESULTS_FILE)
+    results_path = os.path.join(model_dir, TRAIN_RESULTS_FILE)
     if prepared.is_finished:
         with open(results_path) as f:
             results = json.load(f)
@@ -310,7 +313,8 @@ def train(prepared: PreparedRun, flagfile_text: str | None = None, verbose="auto
 
         save_keras_model_atomically(network, os.path.join(model_dir, MODEL_FILE))
         if config.train.export_saved_model:
-            export_saved_model(network, os.path.join(model_dir, SAVED_MODEL_DIR),
+            export_saved_model(config.defense.inference_model(network),
+                               os.path.join(model_dir, SAVED_MODEL_DIR),
                                class_names=prepared.info.class_names)
     finally:
         keras.mixed_precision.set_global_policy("float32")

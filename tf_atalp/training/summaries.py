@@ -1,6 +1,8 @@
 """The text a person reads before and after a training run: the data, then the outcome."""
 
 from tf_atalp.data.config import DataConfig, DatasetInfo
+from tf_atalp.model_dir import (
+    HISTORY_FILE, MODEL_FILE, SAVED_MODEL_DIR, TRAIN_RESULTS_FILE, TRAINING_CURVES_FILE)
 
 _MAX_CLASS_NAMES_SHOWN = 8
 # The metrics of the end-of-run summary, in order, with their labels.
@@ -50,6 +52,6 @@ def run_summary(model_dir: str, results: dict) -> str:
         line = _metric_line(label, metrics, names)
         if line:
             lines.append(line)
-    lines.append("  files    model.keras, saved_model/, history.csv, training_curves.png, "
-                 "train_results.json")
+    lines.append(f"  files    {MODEL_FILE}, {SAVED_MODEL_DIR}/, {HISTORY_FILE}, "
+                 f"{TRAINING_CURVES_FILE}, {TRAIN_RESULTS_FILE}")
     return "\n".join(lines)

@@ -1,67 +1,71 @@
 """`AdversarialTrainer`: a keras.Model whose train_step runs a defense.
 
-It wraps any Keras model whose output is a dict holding the logits (under
-`logits_key`) and, for attention pairing, feature maps [N, H, W, C]:
+It wraps any Keras model whose output is the logits or a dict of roles
+(`tf_atalp.models.outputs`: "logits", "features", ...); for attention
+pairing, tap feature maps with `with_feature_outputs`:
 
     network = tf_atalp.models.build_resnet(18, num_classes=10, image_size=32)
     trainer = AdversarialTrainer(network, get_defense("at_alp"),
-                                 attack=PGDConfig(epsilon=8/255, step_size=2/255, iterations=7))
-    trainer.compile(optimizer="adam")
+                                 attack=PGD(epsilon=8/255, step_size=2/255, iterations=7))
+    trainer.compile(optimizer="adam", metrics=["sparse_categorical_accuracy"])
     trainer.fit(dataset, epochs=10)
 
-train_step: PGD examples are made outside the gradient tape (BatchNorm in
-inference mode unless the attack config says otherwise), then the defense's
-terms are summed, `L = sum_i weight_i * term_i`, and applied. When a defense
-needs both the clean and the adversarial pass, both go through the network as
-one concatenated batch (one forward, shared BatchNorm statistics).
+train_step crafts the adversarial batch outside the gradient tape (the
+attack gets the network as a model function, BatchNorm in inference mode
+unless `attack_batchnorm_training`), runs the passes the defense's terms
+need (clean and adversarial as one concatenated batch when both are needed:
+one forward, shared BatchNorm statistics), and hands over to Keras:
+`compute_loss` sums the defense's weighted terms, `L = sum_i weight_i *
+term_i`, scaled for the replicas; Keras' loss tracker, loss scaling
+(mixed precision) and `compile(metrics=...)` do the rest, as in
+keras/src/distillation/distiller.py.
 
-Metrics: "loss", one per loss term ("ce", "alp", "at", ...), "clean_accuracy"
-and "adversarial_accuracy" where the pass is made. test_step reports "loss"
-(clean cross-entropy), "clean_accuracy", and "adversarial_accuracy" when an
-`eval_attack` is set.
+Metrics: "loss", one per loss term ("ce", "alp", "at", ...),
+"clean_accuracy" and "adversarial_accuracy" where that pass is made, and the
+compiled metrics, which see the logits of the examples trained on
+(adversarial ones when the defense trains adversarially, clean ones
+otherwise). test_step reports "loss" (clean cross-entropy),
+"clean_accuracy", the compiled metrics on clean logits, and
+"adversarial_accuracy" when an `eval_attack` is set.
 """
 
 import keras
 import tensorflow as tf
 
 from tf_atalp import losses
-from tf_atalp.attacks.pgd import PGDConfig, pgd_from_config
-from tf_atalp.defenses import Defense, get_defense
-from tf_atalp.loss_terms import ADVERSARIAL, CLEAN, LossInputs
+from tf_atalp.attacks.model_fns import inference_logits, training_logits
+from tf_atalp.defenses.base import Defense
+from tf_atalp.defenses.registry import defense_config, defense_from_config, get_defense
+from tf_atalp.defenses.terms import ADVERSARIAL, CLEAN, LossInputs
+from tf_atalp.models.outputs import as_roles, logits_of
 
 
 def _split_outputs(outputs: dict, sizes) -> tuple[dict, dict]:
-    """Splits a dict of batch-concatenated outputs into (first, second)."""
-    first, second = {}, {}
-    for key, value in outputs.items():
-        first[key], second[key] = tf.split(value, sizes, axis=0)
-    return first, second
+    """Splits a (nested) dict of batch-concatenated outputs into (first, second)."""
+    pairs = [tf.split(value, sizes, axis=0) for value in tf.nest.flatten(outputs)]
+    return (tf.nest.pack_sequence_as(outputs, [pair[0] for pair in pairs]),
+            tf.nest.pack_sequence_as(outputs, [pair[1] for pair in pairs]))
 
 
-def _as_dict(outputs, logits_key: str) -> dict:
-    if isinstance(outputs, dict):
-        if logits_key not in outputs:
-            raise ValueError(
-                f"The network's output dict has no {logits_key!r} entry. "
-                f"Received keys: {sorted(outputs)}")
-        return dict(outputs)
-    return {logits_key: outputs}
+def _replicas() -> int:
+    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
+@keras.saving.register_keras_serializable(package="tf_atalp")
 class AdversarialTrainer(keras.Model):
     """Trains `network` with a `Defense` (default: the paper's at_alp).
 
     Args:
-      network: a Keras model mapping float images [N, H, W, C] in [0, 1] to a
-        dict with `logits_key` ([N, K]) and feature maps, or to logits alone
-        (then only defenses without attention pairing apply).
+      network: a Keras model mapping float images [N, H, W, C] in [0, 1] to
+        logits [N, K] or a dict of roles holding them (then only defenses
+        without attention pairing apply to logits alone).
       defense: a `Defense` or a registry name.
-      attack: the PGD used to make training examples; required when the
-        defense trains adversarially.
-      eval_attack: the PGD run in `test_step` (`evaluate`, validation), or
+      attack: the `Attack` (e.g. `PGD`) that makes training examples;
+        required when the defense trains adversarially.
+      eval_attack: the attack run in `test_step` (`evaluate`, validation), or
         None for clean metrics only.
-      logits_key: the logits' key in the network's output dict.
-      attack_jit_compile: compile the PGD loop with XLA.
+      attack_batchnorm_training: craft training examples with BatchNorm in
+        training mode (batch statistics); inference mode by default.
       seed: makes the training attack's random starts a function of (seed,
         optimizer step, replica), so a resumed run draws what an
         uninterrupted one would; None draws from TensorFlow's global
@@ -69,47 +73,42 @@ class AdversarialTrainer(keras.Model):
     """
 
     def __init__(self, network: keras.Model, defense: Defense | str = "at_alp",
-                 attack: PGDConfig | None = None, eval_attack: PGDConfig | None = None,
-                 logits_key: str = "logits", attack_jit_compile: bool = False,
+                 attack=None, eval_attack=None, attack_batchnorm_training: bool = False,
                  seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(defense, str):
             defense = get_defense(defense)
         if defense.adversarial_training and attack is None:
             raise ValueError(
-                f"Defense {defense.name!r} trains on adversarial examples: pass `attack=PGDConfig(...)`.")
+                f"Defense {defense.name!r} trains on adversarial examples: pass "
+                "`attack=PGD(...)` (or another Attack).")
         self.network = network
         self.defense = defense
         self.attack = attack
         self.eval_attack = eval_attack
-        self.logits_key = logits_key
-        self.attack_jit_compile = attack_jit_compile
+        self.attack_batchnorm_training = bool(attack_batchnorm_training)
         self.seed = seed
+        self._terms = defense.loss_terms()
         self._uses_clean = defense.uses(CLEAN)
         self._uses_adversarial = defense.uses(ADVERSARIAL)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.term_trackers = {t.name: keras.metrics.Mean(name=t.name) for t in defense.loss_terms}
+        self.term_trackers = {t.name: keras.metrics.Mean(name=t.name) for t in self._terms}
         self.clean_accuracy = keras.metrics.SparseCategoricalAccuracy(name="clean_accuracy")
         self.adversarial_accuracy = keras.metrics.SparseCategoricalAccuracy(
             name="adversarial_accuracy")
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, *self.term_trackers.values(), self.clean_accuracy,
-                self.adversarial_accuracy]
+        self.built = network.built  # no weights of its own: built when the network is
 
     def call(self, inputs, training=False):
         """Logits [N, K] of the wrapped network."""
-        return self._network_outputs(inputs, training)[self.logits_key]
+        return logits_of(self.network(inputs, training=training))
 
     def _network_outputs(self, images, training) -> dict:
-        return _as_dict(self.network(images, training=training), self.logits_key)
+        return as_roles(self.network(images, training=training))
 
-    def make_adversarial(self, images, labels, attack: PGDConfig, seed=None) -> tf.Tensor:
-        """PGD examples of a batch, with no gradient path to the weights."""
-        return tf.stop_gradient(pgd_from_config(
-            self.network, images, labels, attack, seed=seed,
-            jit_compile=self.attack_jit_compile))
+    def make_adversarial(self, images, labels, attack, seed=None, training=False) -> tf.Tensor:
+        """Adversarial examples of a batch, with no gradient path to the weights."""
+        model_fn = training_logits(self.network) if training else inference_logits(self.network)
+        return tf.stop_gradient(attack.attack(model_fn, images, labels, seed=seed)
+                                .adversarial_images)
 
     def _training_attack_seed(self):
         """int64 [2] stateless seed of this step's attack: (seed, replica), step; or None."""
@@ -119,64 +118,111 @@ class AdversarialTrainer(keras.Model):
         return tf.stack([tf.constant(self.seed, tf.int64) * 1024 + tf.cast(replica, tf.int64),
                          tf.cast(self.optimizer.iterations, tf.int64)])
 
-    def _forward_pair(self, images, adversarial, training):
-        """(clean outputs or None, adversarial outputs or None) for one batch."""
+    def _forward_pair(self, images, adversarial, training) -> dict:
+        """{CLEAN: outputs or None, ADVERSARIAL: outputs or None} for one batch."""
         if self._uses_clean and self._uses_adversarial:
             batch = tf.shape(images)[0]
             joint = self._network_outputs(tf.concat([images, adversarial], axis=0), training)
-            return _split_outputs(joint, [batch, batch])
+            clean, adv = _split_outputs(joint, [batch, batch])
+            return {CLEAN: clean, ADVERSARIAL: adv}
         if self._uses_clean:
-            return self._network_outputs(images, training), None
-        return None, self._network_outputs(adversarial, training)
+            return {CLEAN: self._network_outputs(images, training), ADVERSARIAL: None}
+        return {CLEAN: None, ADVERSARIAL: self._network_outputs(adversarial, training)}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The defense's loss: sum of weighted terms, scaled for the replicas.
+
+        x: {CLEAN: images, ADVERSARIAL: images or None}; y: int labels [N];
+        y_pred: `_forward_pair`'s outputs. Updates the per-term trackers.
+        """
+        if sample_weight is not None:
+            raise ValueError("AdversarialTrainer does not support sample weights "
+                             "(nor class_weight).")
+        inputs = LossInputs(
+            labels=y, clean=y_pred[CLEAN], adversarial=y_pred[ADVERSARIAL], images=x[CLEAN],
+            adversarial_images=x[ADVERSARIAL],
+            network=lambda images: self._network_outputs(images, training))
+        values = {term.name: term(inputs) for term in self._terms}
+        for name, value in values.items():
+            self.term_trackers[name].update_state(value)
+        total = tf.add_n([term.weight * values[term.name] for term in self._terms])
+        # Gradients are summed over replicas, so each replica's loss is scaled down.
+        return total / _replicas()
 
     def train_step(self, data):
         images, labels = data[0], data[1]
+        sample_weight = data[2] if len(data) > 2 else None
         images = tf.cast(images, tf.float32)
         labels = tf.cast(labels, tf.int32)
         adversarial = None
         if self._uses_adversarial:
             adversarial = self.make_adversarial(images, labels, self.attack,
-                                                seed=self._training_attack_seed())
+                                                seed=self._training_attack_seed(),
+                                                training=self.attack_batchnorm_training)
+        x = {CLEAN: images, ADVERSARIAL: adversarial}
 
         with tf.GradientTape() as tape:
-            clean, adv = self._forward_pair(images, adversarial, training=True)
-            inputs = LossInputs(labels, clean, adv, self.logits_key)
-            term_values = {t.name: t(inputs) for t in self.defense.loss_terms}
-            total = tf.add_n([t.weight * term_values[t.name] for t in self.defense.loss_terms])
-            # Gradients are summed over replicas, so each replica's loss is scaled down.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled = self.optimizer.scale_loss(total / replicas)
+            outputs = self._forward_pair(images, adversarial, training=True)
+            loss = self._compute_loss(x=x, y=labels, y_pred=outputs, sample_weight=sample_weight,
+                                      training=True)
+            self._loss_tracker.update_state(loss * _replicas(),
+                                            sample_weight=tf.shape(images)[0])
+            scaled = self.optimizer.scale_loss(loss)
 
         variables = self.trainable_variables
-        gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
 
-        logs = {"loss": total, **term_values}
-        for name, value in logs.items():
-            (self.loss_tracker if name == "loss" else self.term_trackers[name]).update_state(value)
-        if clean is not None:
-            self.clean_accuracy.update_state(labels, clean[self.logits_key])
-        if adv is not None:
-            self.adversarial_accuracy.update_state(labels, adv[self.logits_key])
-        return self._results(["loss", *term_values], clean is not None, adv is not None)
+        if outputs[CLEAN] is not None:
+            self.clean_accuracy.update_state(labels, logits_of(outputs[CLEAN]))
+        if outputs[ADVERSARIAL] is not None:
+            self.adversarial_accuracy.update_state(labels, logits_of(outputs[ADVERSARIAL]))
+        trained_on = outputs[ADVERSARIAL] if self.defense.adversarial_training else outputs[CLEAN]
+        results = self.compute_metrics(x, labels, logits_of(trained_on))
+        return self._select(results, terms=True, clean=outputs[CLEAN] is not None,
+                            adversarial=outputs[ADVERSARIAL] is not None)
 
     def test_step(self, data):
         images, labels = data[0], data[1]
         images = tf.cast(images, tf.float32)
         labels = tf.cast(labels, tf.int32)
         logits = self(images, training=False)
-        self.loss_tracker.update_state(losses.cross_entropy(labels, logits))
+        self._loss_tracker.update_state(losses.cross_entropy(labels, logits),
+                                        sample_weight=tf.shape(images)[0])
         self.clean_accuracy.update_state(labels, logits)
         if self.eval_attack is not None:
             adversarial = self.make_adversarial(images, labels, self.eval_attack)
             self.adversarial_accuracy.update_state(labels, self(adversarial, training=False))
-        return self._results(["loss"], True, self.eval_attack is not None)
+        results = self.compute_metrics(images, labels, logits)
+        return self._select(results, terms=False, clean=True,
+                            adversarial=self.eval_attack is not None)
 
-    def _results(self, names, clean: bool, adversarial: bool) -> dict:
-        trackers = {"loss": self.loss_tracker, **self.term_trackers}
-        results = {name: trackers[name].result() for name in names}
-        if clean:
-            results["clean_accuracy"] = self.clean_accuracy.result()
-        if adversarial:
-            results["adversarial_accuracy"] = self.adversarial_accuracy.result()
-        return results
+    def _select(self, results: dict, *, terms: bool, clean: bool, adversarial: bool) -> dict:
+        """The metric results that this step measured (others are left out of the logs)."""
+        left_out = set() if terms else set(self.term_trackers)
+        if not clean:
+            left_out.add(self.clean_accuracy.name)
+        if not adversarial:
+            left_out.add(self.adversarial_accuracy.name)
+        return {name: value for name, value in results.items() if name not in left_out}
+
+    def get_config(self) -> dict:
+        serialize = keras.saving.serialize_keras_object
+        return {**super().get_config(),
+                "network": serialize(self.network),
+                "defense": defense_config(self.defense),
+                "attack": None if self.attack is None else serialize(self.attack),
+                "eval_attack": None if self.eval_attack is None else serialize(self.eval_attack),
+                "attack_batchnorm_training": self.attack_batchnorm_training,
+                "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "AdversarialTrainer":
+        config = dict(config)
+        deserialize = keras.saving.deserialize_keras_object
+        network = deserialize(config.pop("network"))
+        defense = defense_from_config(config.pop("defense"))
+        attack, eval_attack = (None if config.get(key) is None else deserialize(config[key])
+                               for key in ("attack", "eval_attack"))
+        config.pop("attack", None)
+        config.pop("eval_attack", None)
+        return cls(network, defense, attack=attack, eval_attack=eval_attack, **config)

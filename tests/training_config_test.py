@@ -1,22 +1,24 @@
-"""Tests of the run configuration: cross-field rules and the JSON round trip."""
+"""Tests of the training run configuration: cross-field rules and the JSON round trip."""
 
 import dataclasses
+import json
 import os
 import tempfile
 
 import tensorflow as tf
 from absl.testing import parameterized
 
-from tf_atalp import config as config_lib
 from tf_atalp.attacks import PGDConfig
 from tf_atalp.data import DataConfig
+from tf_atalp.defenses import get_defense
+from tf_atalp.training import config as config_lib
 
 
 def make_config(**overrides):
     sections = {
         "data": DataConfig(dataset="synthetic", image_size=32),
         "model": config_lib.ModelConfig(depth=10, width=8, image_size=32),
-        "defense": config_lib.DefenseConfig(),
+        "defense": get_defense("at_alp"),
         "attack": PGDConfig(epsilon=0.03, step_size=0.01, iterations=3),
         "train": config_lib.TrainConfig(model_dir="/tmp/x"),
     }
@@ -32,6 +34,29 @@ class RunConfigTest(tf.test.TestCase, parameterized.TestCase):
         config_lib.save_run_config(config, folder)
         self.assertEqual(config_lib.load_run_config(folder), config)
 
+    def test_every_defense_round_trips(self):
+        folder = tempfile.mkdtemp()
+        for name, options in [("none", {}), ("pat", {"ce_on": "mixed"}), ("alp", {"alpha": 2.0}),
+                              ("at", {"beta": 0.3, "attention_groups": ("conv4_x",)}),
+                              ("at_alp", {"alpha": 0.1, "p": 1.0})]:
+            config = make_config(defense=get_defense(name, **options))
+            config_lib.save_run_config(config, folder)
+            self.assertEqual(config_lib.load_run_config(folder), config, name)
+
+    def test_reads_the_run_config_of_the_previous_version(self):
+        # run_config.json as the version before defenses owned their parts wrote it.
+        values = json.loads(make_config().to_json())
+        values["attack"].pop("jit_compile")
+        values["attack"].update(training=True, restarts=1)
+        values["train"].pop("attack_batchnorm_training")
+        values["train"]["attack_jit_compile"] = True
+        values["defense"] = {"name": "alp", "alpha": 0.7, "beta": 0.1, "attention_p": 2.0,
+                             "attention_groups": ["conv2_x"], "ce_on": "adversarial"}
+        config = config_lib.RunConfig.from_dict(values)
+        self.assertEqual(config.defense, get_defense("alp", alpha=0.7))
+        self.assertTrue(config.train.attack_batchnorm_training)
+        self.assertTrue(config.attack.jit_compile)
+
     def test_eval_attack_follows_the_training_attack(self):
         config = make_config(train=config_lib.TrainConfig(model_dir="/x", eval_pgd_iterations=9))
         self.assertEqual(config.eval_attack, dataclasses.replace(config.attack, iterations=9))
@@ -41,14 +66,15 @@ class RunConfigTest(tf.test.TestCase, parameterized.TestCase):
         ("image_sizes_differ", {"model": config_lib.ModelConfig(image_size=64)}, "image sizes"),
         ("step_above_epsilon", {"attack": PGDConfig(0.01, 0.02, 3)}, "`step_size` must be <="),
         ("no_attack_steps", {"attack": PGDConfig(0.03, 0.01, 0)}, "pgd_iterations"),
-        ("restarts_in_training", {"attack": PGDConfig(0.03, 0.01, 3, restarts=2)}, "restarts"),
+        ("groups", {"defense": get_defense("at", attention_groups=("conv1",))},
+         "attention_groups"),
     )
     def test_cross_field_rules(self, overrides, message):
         with self.assertRaisesRegex(ValueError, message):
             make_config(**overrides)
 
     def test_undefended_run_needs_no_attack(self):
-        make_config(defense=config_lib.DefenseConfig(name="none"),
+        make_config(defense=get_defense("none"),
                     attack=PGDConfig(0.0, 0.01, 0))
 
     @parameterized.named_parameters(
@@ -57,9 +83,7 @@ class RunConfigTest(tf.test.TestCase, parameterized.TestCase):
                                                               depth=18), "`depth`"),
         ("weights_for_resnet", lambda: config_lib.ModelConfig(weights_path="w.h5"),
          "weights_path"),
-        ("defense", lambda: config_lib.DefenseConfig(name="x"), "`defense` must be one of"),
-        ("groups", lambda: config_lib.DefenseConfig(attention_groups=("conv1",)),
-         "attention_groups"),
+        ("defense", lambda: get_defense("x"), "`defense` must be one of"),
         ("epochs", lambda: config_lib.TrainConfig(model_dir="/x", epochs=0), "`epochs`"),
         ("warmup", lambda: config_lib.TrainConfig(model_dir="/x", epochs=2, warmup_epochs=2),
          "warmup_epochs"),

@@ -1,0 +1,38 @@
+"""Tiny models and batches shared by the attack tests."""
+
+import keras
+import numpy as np
+
+NUM_CLASSES = 3
+IMAGE_SHAPE = (6, 6, 3)
+
+
+def linear_model(seed=0):
+    """logits = flatten(x) @ W + b, with fixed random W and b."""
+    rng = np.random.default_rng(seed)
+    inputs = keras.Input(IMAGE_SHAPE)
+    dense = keras.layers.Dense(NUM_CLASSES)
+    logits = dense(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, logits)
+    weights = rng.normal(size=(int(np.prod(IMAGE_SHAPE)), NUM_CLASSES)).astype(np.float32)
+    bias = rng.normal(size=NUM_CLASSES).astype(np.float32)
+    dense.set_weights([weights, bias])
+    return model, weights, bias
+
+
+def conv_model(seed=0):
+    """A small conv net with BatchNorm and a dict output."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(IMAGE_SHAPE)
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    features = keras.layers.ReLU()(x)
+    logits = keras.layers.Dense(NUM_CLASSES)(keras.layers.GlobalAveragePooling2D()(features))
+    return keras.Model(inputs, {"logits": logits, "conv2_x": features})
+
+
+def batch(seed=0, n=16):
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(size=(n, *IMAGE_SHAPE)).astype(np.float32)
+    labels = rng.integers(0, NUM_CLASSES, size=n).astype(np.int32)
+    return images, labels

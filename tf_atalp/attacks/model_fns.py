@@ -1,0 +1,123 @@
+"""What an attack is given: a model function `images -> logits`, and wrappers around it.
+
+A model function maps float32 images [N, H, W, C] in [0, 1] to float32
+logits [N, K]. How the network runs (BatchNorm in inference or training
+mode, randomness averaged over draws) is a property of the model function,
+never of the attack:
+
+    inference_logits(model)   BatchNorm statistics frozen (the default)
+    training_logits(model)    BatchNorm batch statistics, as in training
+    ExpectationOverTransformation(model_fn, samples)
+                              for randomized models: the gradient of the
+                              objective is averaged over `samples` draws
+
+Gradient attacks ask `objective_and_gradient(model_fn, objective, ...)` for
+the input gradient; a wrapper that defines its own gradient (EoT; BPDA
+later) implements `objective_and_gradient` itself.
+"""
+
+import weakref
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from tf_atalp.models.outputs import logits_of
+
+_wrapped: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+class ModelLogits:
+    """`model(images, training=training)` as logits: a model function.
+
+    One instance per (model, mode) (see `inference_logits`), so compiled
+    attacks that take it as an argument trace once per model, not per call.
+    """
+
+    def __init__(self, model: Callable, training: bool):
+        self.model = model
+        self.training = bool(training)
+
+    def __call__(self, images: tf.Tensor) -> tf.Tensor:
+        return logits_of(self.model(images, training=self.training))
+
+    def __repr__(self):
+        mode = "training" if self.training else "inference"
+        return f"ModelLogits({getattr(self.model, 'name', self.model)!r}, {mode} mode)"
+
+
+def _model_logits(model: Callable, training: bool) -> ModelLogits:
+    try:
+        per_mode = _wrapped.setdefault(model, {})
+    except TypeError:  # not weak-referenceable: a fresh wrapper (traced per call)
+        return ModelLogits(model, training)
+    if training not in per_mode:
+        per_mode[training] = ModelLogits(model, training)
+    return per_mode[training]
+
+
+def inference_logits(model: Callable) -> ModelLogits:
+    """The model function of `model` in inference mode (frozen BatchNorm statistics)."""
+    return _model_logits(model, training=False)
+
+
+def training_logits(model: Callable) -> ModelLogits:
+    """The model function of `model` in training mode (BatchNorm batch statistics, updated)."""
+    return _model_logits(model, training=True)
+
+
+def objective_and_gradient(model_fn: Callable, objective: Callable, images: tf.Tensor,
+                           labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(logits [N, K], d sum(objective(logits, labels)) / d images [N, H, W, C]).
+
+    Raises ValueError if the objective has no gradient with respect to the images.
+    """
+    custom = getattr(model_fn, "objective_and_gradient", None)
+    if custom is not None:
+        logits, gradient = custom(objective, images, labels)
+    else:
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            logits = model_fn(images)
+            total = tf.reduce_sum(objective(logits, labels))
+        gradient = tape.gradient(total, images)
+    if gradient is None:
+        raise ValueError(
+            "The attack objective has no gradient with respect to the input images: "
+            "the model's logits do not depend differentiably on its input.")
+    return logits, gradient
+
+
+class ExpectationOverTransformation:
+    """A randomized model function whose gradient is averaged over `samples` draws.
+
+    Athalye et al. 2018 (EoT): against a model that draws randomness on each
+    call (input noise, random resizing), the attack follows
+    E_draws[d objective / d x], estimated as the mean over `samples` calls.
+    Calling it returns the logits averaged over `samples` draws.
+
+    Args:
+      model_fn: a model function whose output is random from call to call.
+      samples: draws per gradient (>= 1).
+    """
+
+    def __init__(self, model_fn: Callable, samples: int):
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ValueError(f"`samples` must be an int >= 1. Received: samples={samples!r}")
+        self.model_fn = model_fn
+        self.samples = samples
+
+    def __call__(self, images: tf.Tensor) -> tf.Tensor:
+        return tf.add_n([self.model_fn(images) for _ in range(self.samples)]) / self.samples
+
+    def objective_and_gradient(self, objective, images, labels):
+        """(mean logits, mean input gradient of the objective) over `samples` draws."""
+        logits, gradients = [], []
+        for _ in range(self.samples):
+            draw_logits, gradient = objective_and_gradient(self.model_fn, objective, images,
+                                                           labels)
+            logits.append(draw_logits)
+            gradients.append(gradient)
+        return tf.add_n(logits) / self.samples, tf.add_n(gradients) / self.samples
+
+    def describe(self) -> dict:
+        return {"wrapper": "expectation_over_transformation", "samples": self.samples}

@@ -1,0 +1,29 @@
+"""Defenses: classes that own their hyperparameters, loss terms and model parts.
+
+- `base.py`: `Defense`, the base class (see its docstring for what a
+  defense owns).
+- `terms.py`: `LossTerm` and `LossInputs`, the protocol between defenses and
+  the trainer, and the cross-entropy, ALP and AT terms.
+- `pairing.py`: none, pat, alp, at, at_alp.
+- `registry.py`: `get_defense(name, **options)`, `register_defense(cls)`,
+  `defense_config` / `defense_from_config` (the run_config.json form).
+"""
+
+from tf_atalp.defenses.base import Defense
+from tf_atalp.defenses.pairing import (
+    DEFAULT_ALPHA, DEFAULT_BETA, AttentionAndLogitPairing, AttentionPairing, LogitPairing,
+    NoDefense, PGDTraining)
+from tf_atalp.defenses.registry import (
+    defense_class, defense_config, defense_from_config, defense_names, get_defense,
+    register_defense)
+from tf_atalp.defenses.terms import (
+    ADVERSARIAL, CE_TARGETS, CLEAN, AttentionPairingTerm, CrossEntropyTerm, LogitPairingTerm,
+    LossInputs, LossTerm)
+
+__all__ = [
+    "ADVERSARIAL", "AttentionAndLogitPairing", "AttentionPairing", "AttentionPairingTerm",
+    "CE_TARGETS", "CLEAN", "CrossEntropyTerm", "DEFAULT_ALPHA", "DEFAULT_BETA", "Defense",
+    "LogitPairing", "LogitPairingTerm", "LossInputs", "LossTerm", "NoDefense", "PGDTraining",
+    "defense_class", "defense_config", "defense_from_config", "defense_names", "get_defense",
+    "register_defense",
+]

@@ -1,0 +1,136 @@
+"""The train_main.py flags, turned once into a `RunConfig` (which checks them all).
+
+`define_train_flags()` declares every training flag (single-flag validation
+happens in the flag definitions); `run_config_from_flags()` builds the
+`RunConfig`, whose `__post_init__` checks the rules between fields.
+"""
+
+from absl import flags
+
+from tf_atalp.attacks.objectives import OBJECTIVES
+from tf_atalp.attacks.pgd import PGD
+from tf_atalp.data.config import DataConfig
+from tf_atalp.defenses import CE_TARGETS, DEFAULT_ALPHA, DEFAULT_BETA, defense_names, get_defense
+from tf_atalp.models import DEPTHS, GROUP_NAMES, MIN_IMAGE_SIZE, STEMS
+from tf_atalp.training.config import (
+    ARCHITECTURES, OPTIMIZERS, ModelConfig, RunConfig, TrainConfig)
+from tf_atalp.training.precision import AUTO, PRECISIONS
+from tf_atalp.training.schedules import SCHEDULES
+from tf_atalp.training.strategy import STRATEGIES
+
+
+def define_train_flags() -> None:
+    """Declares the training flags (once per process)."""
+    if "defense" in flags.FLAGS:
+        return
+    # Data.
+    flags.DEFINE_string("dataset", "synthetic",
+                        "synthetic, flowers17, imagenet4, dogs_vs_cats, folder or tfds:<name>.")
+    flags.DEFINE_string("data_dir", None, "Image folder (folder source) or TFDS data_dir.")
+    flags.DEFINE_enum("data_source", "auto", ["auto", "folder", "tfds"],
+                      "Where the images come from; auto: folder unless dataset is tfds:*.")
+    flags.DEFINE_string("manual_dir", None, "TFDS manual_dir for our own builders.")
+    flags.DEFINE_integer("image_size", 32, "Side of the square input images, pixels.",
+                         lower_bound=MIN_IMAGE_SIZE)
+    flags.DEFINE_bool("augment", True, "Random crop and flip on training images.")
+    flags.DEFINE_bool("cache", True, "Cache decoded images in memory.")
+    flags.DEFINE_bool("skip_corrupt", False, "Skip undecodable image files (with a warning).")
+    flags.DEFINE_integer("synthetic_train_size", 2048, "Synthetic training examples.",
+                         lower_bound=1)
+    flags.DEFINE_integer("synthetic_test_size", 512, "Synthetic test examples.", lower_bound=1)
+    flags.DEFINE_integer("synthetic_num_classes", 4, "Synthetic classes.", lower_bound=2,
+                         upper_bound=16)
+    # Model.
+    flags.DEFINE_enum("architecture", "resnet", list(ARCHITECTURES),
+                      "resnet: our builder; applications: keras.applications ResNet50/101/152.")
+    flags.DEFINE_integer("depth", 18, f"ResNet depth, one of {DEPTHS}.")
+    flags.DEFINE_integer("width", 64, "Channels of conv2_x (64 in the standard ResNet).",
+                         lower_bound=1)
+    flags.DEFINE_enum("stem", "auto", list(STEMS),
+                      "ResNet stem; auto: cifar (3x3, no pool) below 96 px.")
+    flags.DEFINE_string("weights_path", None,
+                        "Local backbone weights for architecture=applications.")
+    # Defense.
+    flags.DEFINE_enum("defense", "at_alp", list(defense_names()), "The training defense.")
+    flags.DEFINE_float("alpha", DEFAULT_ALPHA, "Weight of the logit-pairing loss (ALP).",
+                       lower_bound=0.0)
+    flags.DEFINE_float("beta", DEFAULT_BETA, "Weight of the attention-pairing loss (AT).",
+                       lower_bound=0.0)
+    flags.DEFINE_list("attention_groups", list(GROUP_NAMES), "Conv groups paired by AT.")
+    flags.DEFINE_float("attention_p", 2.0, "Norm of the attention-map difference (eq. 4).")
+    flags.DEFINE_enum("ce_on", "adversarial", list(CE_TARGETS),
+                      "Cross-entropy on adversarial, clean, or both (mixed) batches.")
+    # Training attack (PGD).
+    flags.DEFINE_float("epsilon", 8 / 255, "L-inf radius of training PGD, pixel units [0, 1].",
+                       lower_bound=0.0, upper_bound=1.0)
+    flags.DEFINE_float("step_size", 2 / 255, "PGD step size, pixel units.", lower_bound=0.0,
+                       upper_bound=1.0)
+    flags.DEFINE_integer("pgd_iterations", 7, "PGD steps per training batch.", lower_bound=0)
+    flags.DEFINE_bool("random_start", True, "PGD starts at a random point of the ball.")
+    flags.DEFINE_enum("pgd_objective", "cross_entropy", list(OBJECTIVES),
+                      "What training PGD maximises.")
+    flags.DEFINE_bool("attack_batchnorm_training", False,
+                      "Run training PGD with BatchNorm in training mode.")
+    flags.DEFINE_integer("eval_pgd_iterations", 0,
+                         "If > 0, PGD steps of a validation attack after each epoch.",
+                         lower_bound=0)
+    # Optimisation.
+    flags.DEFINE_integer("epochs", 10, "Training epochs.", lower_bound=1)
+    flags.DEFINE_integer("batch_size", 64, "Global batch size.", lower_bound=1)
+    flags.DEFINE_integer("steps_per_epoch", None, "Limit the steps of each epoch.",
+                         lower_bound=1)
+    flags.DEFINE_enum("optimizer", "sgd", list(OPTIMIZERS), "The optimizer.")
+    flags.DEFINE_float("learning_rate", 0.1, "Peak learning rate.")
+    flags.DEFINE_enum("lr_schedule", "cosine", list(SCHEDULES), "Learning-rate schedule.")
+    flags.DEFINE_float("warmup_epochs", 0.0, "Linear warm-up, epochs.", lower_bound=0.0)
+    flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+    flags.DEFINE_float("weight_decay", 5e-4, "Decoupled weight decay (0: none).",
+                       lower_bound=0.0)
+    flags.DEFINE_integer("seed", 0, "Random seed of weights, data order and attacks.",
+                         lower_bound=0)
+    # Execution.
+    flags.DEFINE_enum("mixed_precision", AUTO, list(PRECISIONS),
+                      "Compute dtype policy; losses stay float32. auto: mixed_bfloat16 where "
+                      "the hardware computes bf16 natively (TPU, GPU >= 8.0, CPU with AMX or "
+                      "AVX512-BF16), else float32.")
+    flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
+    flags.DEFINE_bool("attack_jit_compile", False, "Compile the PGD loop with XLA.")
+    flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "tf.distribute strategy.")
+    flags.DEFINE_string("tpu", "", "TPU name or address for strategy=tpu.")
+    flags.DEFINE_integer("steps_per_execution", 1, "Train steps per tf.function call.",
+                         lower_bound=1)
+    flags.DEFINE_string("model_dir", None, "Where checkpoints, logs and models go.")
+    flags.DEFINE_bool("export_saved_model", True, "Write a SavedModel for serving.")
+    flags.mark_flag_as_required("model_dir")
+
+
+def run_config_from_flags(values=None) -> RunConfig:
+    """Builds and checks the `RunConfig` from parsed flags (default: absl's FLAGS).
+
+    `num_classes` is left at its default here; `tf_atalp.training.run` fills it
+    in from the dataset.
+    """
+    f = values or flags.FLAGS
+    data = DataConfig(
+        dataset=f.dataset, data_dir=f.data_dir, source=f.data_source, image_size=f.image_size,
+        batch_size=f.batch_size, augment=f.augment, cache=f.cache, skip_corrupt=f.skip_corrupt,
+        seed=f.seed, manual_dir=f.manual_dir, synthetic_train_size=f.synthetic_train_size,
+        synthetic_test_size=f.synthetic_test_size,
+        synthetic_num_classes=f.synthetic_num_classes)
+    model = ModelConfig(architecture=f.architecture, depth=f.depth, width=f.width, stem=f.stem,
+                        image_size=f.image_size, weights_path=f.weights_path)
+    defense = get_defense(f.defense, alpha=f.alpha, beta=f.beta,
+                          attention_groups=tuple(f.attention_groups), p=f.attention_p,
+                          ce_on=f.ce_on)
+    attack = PGD(epsilon=f.epsilon, step_size=f.step_size, iterations=f.pgd_iterations,
+                 random_start=f.random_start, objective=f.pgd_objective,
+                 jit_compile=f.attack_jit_compile)
+    train = TrainConfig(
+        model_dir=f.model_dir, epochs=f.epochs, optimizer=f.optimizer,
+        learning_rate=f.learning_rate, lr_schedule=f.lr_schedule,
+        warmup_epochs=f.warmup_epochs, momentum=f.momentum, weight_decay=f.weight_decay,
+        seed=f.seed, mixed_precision=f.mixed_precision, jit_compile=f.jit_compile,
+        attack_batchnorm_training=f.attack_batchnorm_training, strategy=f.strategy, tpu=f.tpu,
+        steps_per_execution=f.steps_per_execution, steps_per_epoch=f.steps_per_epoch,
+        eval_pgd_iterations=f.eval_pgd_iterations, export_saved_model=f.export_saved_model)
+    return RunConfig(data=data, model=model, defense=defense, attack=attack, train=train)
