@@ -5,8 +5,8 @@ import os
 import keras
 import tensorflow as tf
 
-from tf_atalp.training.config import load_run_config
 from tests.evaluation_fixtures import IMAGE_SIZE, NUM_CLASSES, make_model_dir, temporary_folder
+from tf_atalp.training.config import load_run_config
 
 
 class FixturesTest(tf.test.TestCase):

@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+from unittest import mock
 import shutil
 
 import keras
@@ -9,10 +10,11 @@ import tensorflow as tf
 
 from tests.evaluation_fixtures import (
     IMAGE_SIZE, NUM_CLASSES, make_model_dir, temporary_folder, tiny_resnet)
-from tf_atalp.training.config import load_run_config, save_run_config
+from tf_atalp.defenses import AttentionAndLogitPairing
 from tf_atalp.evaluation import find_model, load_model_for_eval
 from tf_atalp.export import ServingModel
 from tf_atalp.models import build_resnet
+from tf_atalp.training.config import load_run_config, save_run_config
 
 
 def images_batch(n=3):
@@ -106,6 +108,16 @@ class LoadingTest(tf.test.TestCase):
         self.assertEqual(description["num_classes"], NUM_CLASSES)
         images = images_batch()
         self.assertAllClose(model(images), logits_only(images), atol=1e-5)
+
+    def test_the_defense_says_which_model_predicts(self):
+        # A defense that changes prediction (random resizing, test-time noise) wraps the
+        # trained network; evaluation attacks what the defense predicts with.
+        wrapped = object()
+        with mock.patch.object(AttentionAndLogitPairing, "inference_model",
+                               return_value=wrapped) as inference_model:
+            model, _, _ = load_model_for_eval(self.model_dir)
+        self.assertIs(model, wrapped)
+        inference_model.assert_called_once()
 
     def test_run_config_round_trip_is_what_loading_reads(self):
         model_dir = temporary_folder(self)

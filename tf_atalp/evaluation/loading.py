@@ -95,13 +95,17 @@ def load_model(source: ModelSource, run_config: RunConfig | None):
     """Loads the model `source` names; returns (model, description).
 
     `model` maps float images [N, S, S, 3] in [0, 1] to logits (a keras.Model
-    with a dict of roles as output, or a `ServingModel`); `description` is
-    `describe_model`'s dict.
+    with a dict of roles as output, or a `ServingModel`): for a .keras file
+    with a run_config.json, the trained defense's `inference_model`.
+    `description` is `describe_model`'s dict.
     """
     if source.format == "keras":
-        model = keras.models.load_model(source.model_path, compile=False)
-        image_size = _keras_input_size(model)
-        num_classes = int(symbolic_logits(model).shape[-1])
+        network = keras.models.load_model(source.model_path, compile=False)
+        image_size = _keras_input_size(network)
+        num_classes = int(symbolic_logits(network).shape[-1])
+        # What predicts at test time is the defense's inference model (the network itself
+        # unless the defense changes prediction); a SavedModel was exported from it already.
+        model = run_config.defense.inference_model(network) if run_config else network
     else:
         model = load_serving_model(source.model_path)
         image_size, num_classes = model.image_size, model.num_classes
