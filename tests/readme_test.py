@@ -30,8 +30,8 @@ def run_example(test_case, code):
 
 class ReadmeExampleTest(tf.test.TestCase):
 
-    def test_there_are_two_examples(self):
-        self.assertLen(readme_examples(), 2)
+    def test_there_are_three_examples(self):
+        self.assertLen(readme_examples(), 3)
 
     def test_example_runs_and_trains_a_robust_model(self):
         code = readme_examples()[0]
@@ -48,6 +48,13 @@ class ReadmeExampleTest(tf.test.TestCase):
         history = run_example(self, code)
         for key in ("loss", "ce", "alp", "at", "clean_accuracy", "adversarial_accuracy"):
             self.assertLen(history[key], 1, key)
+
+    def test_callbacks_example_logs_robust_accuracy(self):
+        code = readme_examples()[2]
+        self.assertIn("RobustAccuracy", code)
+        history = run_example(self, code)
+        self.assertLen(history["val_robust_accuracy"], 2)
+        self.assertTrue(all(0.0 <= value <= 1.0 for value in history["val_robust_accuracy"]))
 
 
 if __name__ == "__main__":

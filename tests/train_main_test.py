@@ -1,6 +1,7 @@
 """End-to-end tests of train_main.py: artefacts, resume after a kill, bad flags."""
 
 import csv
+import glob
 import json
 import os
 import shutil
@@ -101,8 +102,20 @@ class TrainMainEndToEndTest(tf.test.TestCase):
         self.assertEqual(results["precision"]["policy"], "float32")
         self.assertGreater(results["training_seconds"], 0.0)
         for key in ("loss", "ce", "alp", "at", "clean_accuracy", "adversarial_accuracy",
-                    "val_clean_accuracy", "val_adversarial_accuracy"):
+                    "val_clean_accuracy", "val_adversarial_accuracy", "val_robust_accuracy"):
             self.assertIn(key, results["final_metrics"])
+        with open(os.path.join(self.model_dir, "history.csv")) as f:
+            rows = list(csv.DictReader(f))
+        self.assertTrue(all(0.0 <= float(row["val_robust_accuracy"]) <= 1.0 for row in rows))
+
+    def test_attention_maps_are_in_tensorboard(self):
+        tags = set()
+        for path in glob.glob(os.path.join(self.model_dir, "logs", "attention", "events.*")):
+            for event in tf.compat.v1.train.summary_iterator(path):
+                tags.update(value.tag for value in event.summary.value)
+        self.assertContainsSubset({"images/clean", "images/adversarial", "predictions",
+                                   "attention/conv2_x/clean", "attention/conv5_x/adversarial"},
+                                  tags)
 
     def test_prints_the_data_precision_and_a_readable_summary(self):
         out = self.result.stdout

@@ -73,6 +73,13 @@ class RunConfigTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, message):
             make_config(**overrides)
 
+    def test_robust_accuracy_attack_follows_the_training_attack(self):
+        config = make_config()
+        self.assertEqual(config.robust_accuracy_attack,
+                         dataclasses.replace(config.attack, iterations=10))
+        off = make_config(train=config_lib.TrainConfig(model_dir="/x", robust_accuracy_every=0))
+        self.assertIsNone(off.robust_accuracy_attack)
+
     def test_undefended_run_needs_no_attack(self):
         make_config(defense=get_defense("none"),
                     attack=PGDConfig(0.0, 0.01, 0))
@@ -91,6 +98,10 @@ class RunConfigTest(tf.test.TestCase, parameterized.TestCase):
          "mixed_precision"),
         ("strategy", lambda: config_lib.TrainConfig(model_dir="/x", strategy="gpu"),
          "strategy"),
+        ("robust_every", lambda: config_lib.TrainConfig(model_dir="/x", robust_accuracy_every=-1),
+         "`robust_accuracy_every` must be >= 0"),
+        ("map_images", lambda: config_lib.TrainConfig(model_dir="/x", attention_map_images=0),
+         "`attention_map_images` must be >= 1"),
     )
     def test_single_section_rules(self, make, message):
         with self.assertRaisesRegex(ValueError, message):

@@ -21,6 +21,7 @@ CHECKPOINTS_DIR = "checkpoints"  # epoch_NNN.weights.h5 after every epoch
 CHECKPOINT_PATTERN = "epoch_{epoch:03d}.weights.h5"  # NNN counts from 1
 BACKUP_DIR = "backup"  # Keras BackupAndRestore state: what a rerun resumes from
 LOGS_DIR = "logs"  # TensorBoard
+ATTENTION_LOGS_DIR = "attention"  # in LOGS_DIR: the AttentionMaps callback's images
 # Written by keras.callbacks.BackupAndRestore into BACKUP_DIR after each epoch.
 BACKUP_METADATA_FILE = "training_metadata.json"
 EVAL_RESULTS_FILE = "eval_results.json"  # eval_main.py's results (figure: .png beside it)

@@ -87,6 +87,11 @@ class TrainConfig:
     steps_per_execution: int = 1
     steps_per_epoch: int | None = None
     eval_pgd_iterations: int = 0
+    robust_accuracy_every: int = 1
+    robust_accuracy_examples: int = 256
+    robust_accuracy_iterations: int = 10
+    attention_maps_every: int = 1
+    attention_map_images: int = 8
     export_saved_model: bool = True
 
     def __post_init__(self):
@@ -117,6 +122,13 @@ class TrainConfig:
                f"Received: steps_per_execution={self.steps_per_execution}")
         check(self.steps_per_epoch is None or self.steps_per_epoch >= 1,
                f"`steps_per_epoch` must be >= 1. Received: steps_per_epoch={self.steps_per_epoch}")
+        for name in ("robust_accuracy_every", "attention_maps_every"):
+            check(getattr(self, name) >= 0,
+                  f"`{name}` must be >= 0 (0: off). Received: {name}={getattr(self, name)}")
+        for name in ("robust_accuracy_examples", "robust_accuracy_iterations",
+                     "attention_map_images"):
+            check(getattr(self, name) >= 1,
+                  f"`{name}` must be >= 1. Received: {name}={getattr(self, name)}")
         check(self.eval_pgd_iterations >= 0,
                "`eval_pgd_iterations` must be >= 0. "
                f"Received: eval_pgd_iterations={self.eval_pgd_iterations}")
@@ -161,6 +173,14 @@ class RunConfig:
         check(not (self.train.mixed_precision == "mixed_float16"
                     and self.train.strategy == "tpu"),
                "`mixed_float16` is not supported on TPU; use mixed_bfloat16.")
+
+    @property
+    def robust_accuracy_attack(self) -> PGD | None:
+        """The PGD of the RobustAccuracy callback (training epsilon and step), or None when
+        it is off or the run has no attack radius."""
+        if not self.train.robust_accuracy_every or self.attack.epsilon == 0:
+            return None
+        return dataclasses.replace(self.attack, iterations=self.train.robust_accuracy_iterations)
 
     @property
     def eval_attack(self) -> PGD | None:

@@ -74,6 +74,19 @@ def define_train_flags() -> None:
     flags.DEFINE_integer("eval_pgd_iterations", 0,
                          "If > 0, PGD steps of a validation attack after each epoch.",
                          lower_bound=0)
+    flags.DEFINE_integer("robust_accuracy_every", 1,
+                         "Every N epochs, white-box PGD accuracy on held-out test images "
+                         "(val_robust_accuracy in the logs; the training epsilon and step). "
+                         "0: off.", lower_bound=0)
+    flags.DEFINE_integer("robust_accuracy_examples", 256,
+                         "Test images the robust accuracy is measured on.", lower_bound=1)
+    flags.DEFINE_integer("robust_accuracy_iterations", 10,
+                         "PGD steps of the robust-accuracy attack.", lower_bound=1)
+    flags.DEFINE_integer("attention_maps_every", 1,
+                         "Every N epochs, clean and adversarial attention maps of a few test "
+                         "images to TensorBoard (logs/attention). 0: off.", lower_bound=0)
+    flags.DEFINE_integer("attention_map_images", 8, "Test images drawn by attention maps.",
+                         lower_bound=1)
     # Optimisation.
     flags.DEFINE_integer("epochs", 10, "Training epochs.", lower_bound=1)
     flags.DEFINE_integer("batch_size", 64, "Global batch size.", lower_bound=1)
@@ -132,5 +145,10 @@ def run_config_from_flags(values=None) -> RunConfig:
         seed=f.seed, mixed_precision=f.mixed_precision, jit_compile=f.jit_compile,
         attack_batchnorm_training=f.attack_batchnorm_training, strategy=f.strategy, tpu=f.tpu,
         steps_per_execution=f.steps_per_execution, steps_per_epoch=f.steps_per_epoch,
-        eval_pgd_iterations=f.eval_pgd_iterations, export_saved_model=f.export_saved_model)
+        eval_pgd_iterations=f.eval_pgd_iterations,
+        robust_accuracy_every=f.robust_accuracy_every,
+        robust_accuracy_examples=f.robust_accuracy_examples,
+        robust_accuracy_iterations=f.robust_accuracy_iterations,
+        attention_maps_every=f.attention_maps_every,
+        attention_map_images=f.attention_map_images, export_saved_model=f.export_saved_model)
     return RunConfig(data=data, model=model, defense=defense, attack=attack, train=train)

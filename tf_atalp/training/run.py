@@ -38,14 +38,15 @@ from tf_atalp.data.pipeline import EpochCounter
 from tf_atalp.export import export_saved_model
 from tf_atalp.io_utils import atomic_write_json, atomic_write_text
 from tf_atalp.model_dir import (
-    BACKUP_DIR, CHECKPOINT_PATTERN, CHECKPOINTS_DIR, CLASS_NAMES_FILE, FLAGFILE, HISTORY_FILE,
+    ATTENTION_LOGS_DIR, BACKUP_DIR, CHECKPOINT_PATTERN, CHECKPOINTS_DIR, CLASS_NAMES_FILE, FLAGFILE, HISTORY_FILE,
     LOGS_DIR, MODEL_FILE, RUN_CONFIG_FILE, SAVED_MODEL_DIR, TRAIN_RESULTS_FILE,
     TRAINING_CURVES_FILE, finished_epochs, read_history)
 from tf_atalp.models import build_applications_resnet, build_resnet
 from tf_atalp.plots import plot_training_curves
 from tf_atalp.reporting import report
 from tf_atalp.training import summaries
-from tf_atalp.training.callbacks import EpochTimer, HistoryCSV, SetDataEpoch
+from tf_atalp.training.callbacks import (
+    AttentionMaps, EpochTimer, HistoryCSV, RobustAccuracy, SetDataEpoch)
 from tf_atalp.training.config import RunConfig, save_run_config
 from tf_atalp.training.precision import resolve_precision
 from tf_atalp.training.schedules import WarmupSchedule
@@ -184,10 +185,31 @@ def _datasets(config: RunConfig, strategy: tf.distribute.Strategy, counter: Epoc
                 data_lib.make_input_fn(config.data, "test", False)))
 
 
-def _callbacks(model_dir: str, counter: EpochCounter) -> list[keras.callbacks.Callback]:
+def _watching_callbacks(config: RunConfig) -> list[keras.callbacks.Callback]:
+    """RobustAccuracy and AttentionMaps on unaugmented test images, as the flags ask."""
+    train = config.train
+    callbacks = []
+    attack = config.robust_accuracy_attack
+    if attack is not None or train.attention_maps_every:
+        test_data = data_lib.make_dataset(config.data, "test", training=False)
+    if attack is not None:
+        callbacks.append(RobustAccuracy(
+            test_data, attack, every_n_epochs=train.robust_accuracy_every,
+            max_examples=train.robust_accuracy_examples, seed=train.seed))
+    if train.attention_maps_every:
+        images, labels = next(iter(test_data.unbatch().batch(train.attention_map_images)))
+        callbacks.append(AttentionMaps(
+            images, labels, os.path.join(train.model_dir, LOGS_DIR, ATTENTION_LOGS_DIR),
+            every_n_epochs=train.attention_maps_every, seed=train.seed))
+    return callbacks
+
+
+def _callbacks(config: RunConfig, counter: EpochCounter) -> list[keras.callbacks.Callback]:
+    model_dir = config.train.model_dir
     return [
         SetDataEpoch(counter),
-        EpochTimer(),  # before the callbacks that record the logs
+        *_watching_callbacks(config),  # they add to the logs, before they are recorded
+        EpochTimer(),  # after them (their time counts), before the callbacks that record logs
         HistoryCSV(os.path.join(model_dir, HISTORY_FILE), append=True),
         keras.callbacks.BackupAndRestore(os.path.join(model_dir, BACKUP_DIR),
                                          save_freq="epoch", delete_checkpoint=False),
@@ -307,7 +329,7 @@ def train(prepared: PreparedRun, flagfile_text: str | None = None, verbose="auto
 
         started = time.time()
         history = trainer.fit(train_data, validation_data=validation_data,
-                              epochs=config.train.epochs, callbacks=_callbacks(model_dir, counter),
+                              epochs=config.train.epochs, callbacks=_callbacks(config, counter),
                               verbose=verbose, shuffle=False)  # the dataset shuffles
         seconds = time.time() - started
 

@@ -9,7 +9,8 @@ _MAX_CLASS_NAMES_SHOWN = 8
 _TRAIN_METRICS = (("loss", "loss"), ("clean_accuracy", "clean accuracy"),
                   ("adversarial_accuracy", "adversarial accuracy (training PGD)"))
 _TEST_METRICS = (("val_clean_accuracy", "clean accuracy"),
-                 ("val_adversarial_accuracy", "PGD accuracy (validation attack)"))
+                 ("val_adversarial_accuracy", "PGD accuracy (validation attack)"),
+                 ("val_robust_accuracy", "robust accuracy (RobustAccuracy callback's PGD)"))
 
 
 def _class_names(names) -> str:
