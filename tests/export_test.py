@@ -55,6 +55,16 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(outputs["logits"], expected, atol=1e-5)
         self.assertAllClose(outputs["probabilities"], tf.nn.softmax(expected), atol=1e-6)
 
+    def test_keras_tfsmlayer_predicts_what_the_keras_model_predicts(self):
+        # The export is a Keras ExportArchive: Keras itself can load it back as a layer.
+        layer = keras.layers.TFSMLayer(self.export_dir, call_endpoint="serving_default")
+        images = images_batch(4, seed=3)
+        outputs = layer(images)
+        self.assertAllClose(outputs["logits"], self.network(images, training=False)["logits"],
+                            atol=1e-5)
+        self.assertAllClose(outputs["probabilities"],
+                            tf.nn.softmax(outputs["logits"]), atol=1e-6)
+
     def test_signature_takes_float_images_of_any_batch_size(self):
         signature = tf.saved_model.load(self.export_dir).signatures["serving_default"]
         _, inputs = signature.structured_input_signature

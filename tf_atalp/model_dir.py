@@ -25,6 +25,7 @@ ATTENTION_LOGS_DIR = "attention"  # in LOGS_DIR: the AttentionMaps callback's im
 # Written by keras.callbacks.BackupAndRestore into BACKUP_DIR after each epoch.
 BACKUP_METADATA_FILE = "training_metadata.json"
 EVAL_RESULTS_FILE = "eval_results.json"  # eval_main.py's results (figure: .png beside it)
+MODEL_CARD_FILE = "model_card.json"  # every robustness figure so far (also in saved_model/assets)
 
 
 def finished_epochs(model_dir: str) -> int:

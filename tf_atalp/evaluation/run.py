@@ -13,6 +13,7 @@ from tf_atalp.evaluation.results import results_document, weak_cells, write_resu
 from tf_atalp.evaluation.robustness import evaluate_robustness
 from tf_atalp.evaluation.subset import (
     balanced_subset, describe_subset, select_examples, split_labels)
+from tf_atalp.model_card import update_model_card
 from tf_atalp.plots import plot_accuracy_vs_steps
 from tf_atalp.reporting import report
 
@@ -71,4 +72,8 @@ def run_evaluation(prepared: PreparedEvaluation, command: Sequence[str] | None =
     write_results(prepared.results_path, document)
     plot_accuracy_vs_steps(document, plot_path(prepared.results_path))
     logging.info("Wrote %s", prepared.results_path)
+    if prepared.source.is_model_dir:
+        card = update_model_card(prepared.source.path, document, prepared.results_path)
+        report(f"Model card: {card} (and in the SavedModel's assets); "
+               f"python -m tf_atalp.model_card {prepared.source.path} prints it.")
     return document
