@@ -62,7 +62,8 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
         self.assertIn("epsilon         2        5  worst-iterate", run.stdout)
         self.assertEqual(sorted(os.listdir(self.model_dir)),
                          ["checkpoints", "eval_results.json", "eval_results.png", "model.keras",
-                          "run_config.json", "saved_model"])
+                          "model_card.json", "run_config.json", "saved_model"])
+        self.assertIn("Model card:", run.stdout)
         self.assertGreater(document["seconds"], 0.0)
         self.assertIsNone(document["dataset"]["subset"])  # max_examples covers the split
         per_class = document["per_class"]
