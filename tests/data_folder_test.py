@@ -62,6 +62,15 @@ class FolderPipelineTest(tf.test.TestCase, parameterized.TestCase):
                              [10, 20, 30]]) / 255.0
         self.assertAllClose(images.numpy().mean(axis=(1, 2)), expected, atol=3 / 255)
 
+    def test_keep_aspect_batches_square_crops(self):
+        root = self.make_folder()
+        config = self.config(root, resize="keep_aspect", augment=False, batch_size=5)
+        epochs = [next(iter(make_dataset(config, "train", training=True)))[0] for _ in range(2)]
+        for batch in epochs:
+            self.assertEqual(batch.shape, (5, SIZE, SIZE, 3))
+        test_images, _ = next(iter(make_dataset(config, "test", training=False)))
+        self.assertEqual(test_images.shape, (3, SIZE, SIZE, 3))
+
     def test_training_drops_remainder_and_test_keeps_it(self):
         root = self.make_folder()
         config = self.config(root, augment=False)

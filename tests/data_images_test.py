@@ -48,6 +48,26 @@ class ImagesTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(resized.dtype, tf.uint8)
         self.assertAllEqual(resized, np.full([SIZE, SIZE, 3], 200, np.uint8))
 
+    def test_keep_aspect_crops_the_centre_and_squash_mixes_the_whole(self):
+        # Three 32-pixel-wide vertical stripes, red | green | blue, 32 high: the short side
+        # is already 32, so keep_aspect crops the green middle; squash averages all three.
+        stripes = np.concatenate([np.broadcast_to(np.array(c, np.uint8), (32, 32, 3))
+                                  for c in ([255, 0, 0], [0, 255, 0], [0, 0, 255])], axis=1)
+        kept = images.fit_image(tf.constant(stripes), 32, "keep_aspect", training=False)
+        self.assertEqual(kept.shape, (32, 32, 3))
+        self.assertAllEqual(kept.numpy().reshape(-1, 3).mean(axis=0), [0, 255, 0])
+        squashed = images.fit_image(tf.constant(stripes), 32, "squash", training=False)
+        self.assertAllClose(squashed.numpy().reshape(-1, 3).mean(axis=0), [85, 85, 85], atol=2)
+
+    def test_keep_aspect_in_training_resizes_the_short_side_only(self):
+        image = tf.zeros([60, 150, 3], tf.uint8)
+        self.assertEqual(images.fit_image(image, 40, "keep_aspect", training=True).shape,
+                         (40, 100, 3))
+        self.assertEqual(images.random_crop(tf.zeros([40, 100, 3]), 40, [1, 2]).shape,
+                         (40, 40, 3))
+        with self.assertRaisesRegex(ValueError, "`resize` must be one of"):
+            images.fit_image(image, 40, "stretch", training=True)
+
     def test_to_unit_float(self):
         as_float = images.to_unit_float(tf.constant([0, 51, 255], tf.uint8))
         self.assertAllClose(as_float, [0.0, 0.2, 1.0])

@@ -26,7 +26,7 @@ def names(paths):
 
 class ListImageFolderTest(tf.test.TestCase, parameterized.TestCase):
 
-    @parameterized.parameters("test", "val")
+    @parameterized.parameters("test", "val", "validation")
     def test_split_layout(self, test_folder):
         root = tempfile.mkdtemp(dir=self.get_temp_dir())
         touch_files(root, ["train/b/2.jpg", "train/b/1.png", "train/a/x.JPEG",
@@ -39,6 +39,13 @@ class ListImageFolderTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(listing.test.labels, (0, 1))
         # The run's dataset summary says which folder became the test split.
         self.assertIn(f"({test_folder}/ is the test split)", listing.split_rule)
+
+    def test_test_is_preferred_and_the_unused_folder_is_named(self):
+        root = tempfile.mkdtemp(dir=self.get_temp_dir())
+        touch_files(root, ["train/a/1.jpg", "test/a/2.jpg", "validation/a/3.jpg"])
+        listing = list_image_folder(root)
+        self.assertEqual(names(listing.test.paths), [["a", "2.jpg"]])
+        self.assertIn("validation/ not used", listing.split_rule)
 
     def test_unsplit_folder_puts_last_fifth_of_each_class_in_test(self):
         root = tempfile.mkdtemp(dir=self.get_temp_dir())
@@ -76,6 +83,8 @@ class ListImageFolderTest(tf.test.TestCase, parameterized.TestCase):
             ("extra_test_class", ["train/a/1.jpg", "test/a/2.jpg", "test/z/3.jpg"], "folder",
              r"class folders that train/ lacks: \['z'\]"),
             ("bad_flowers_name", ["00_daffodil/flower.jpg"], "flowers17", "filename='flower.jpg'"),
+            ("train_without_held_out", ["train/a/1.jpg", "dev/a/2.jpg"], "folder",
+             r"has a train/ folder but no held-out folder .*found dev/, train/.*Rename"),
     )
     def test_bad_layouts_raise(self, files, dataset, message):
         root = tempfile.mkdtemp(dir=self.get_temp_dir())

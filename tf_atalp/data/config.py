@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from tf_atalp.data.images import RESIZE_MODES
 from tf_atalp.models._validation import MIN_IMAGE_SIZE
 from tf_atalp.validation import check
 
@@ -28,6 +29,9 @@ class DataConfig:
             "tfds:*", folder otherwise). "flowers17" and "imagenet4" with
             source="tfds" use our builders `oxford_flowers17` / `imagenet4`.
         image_size: side S of the square output images, pixels (>= 32).
+        resize: "squash" (resize every image to S x S; the aspect ratio is
+            lost) or "keep_aspect" (resize the short side to S, then crop
+            S x S: at random in training, in the centre otherwise).
         batch_size: the GLOBAL batch size (split over replicas).
         augment: train-only pad-and-crop (reflect-pad by S // 8, random S x S
             crop) and random horizontal flip.
@@ -60,6 +64,7 @@ class DataConfig:
     data_dir: str | None = None
     source: str = "auto"
     image_size: int = 32
+    resize: str = "squash"
     batch_size: int = 32
     augment: bool = True
     cache: bool = True
@@ -84,6 +89,8 @@ class DataConfig:
                f"`source` must be one of {SOURCES}. Received: source={self.source!r}")
         check(self.image_size >= MIN_IMAGE_SIZE,
                f"`image_size` must be >= {MIN_IMAGE_SIZE}. Received: image_size={self.image_size}")
+        check(self.resize in RESIZE_MODES,
+               f"`resize` must be one of {RESIZE_MODES}. Received: resize={self.resize!r}")
         check(self.batch_size >= 1,
                f"`batch_size` must be >= 1. Received: batch_size={self.batch_size}")
         check(self.shuffle_buffer >= 1,

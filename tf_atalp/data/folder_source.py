@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tf_atalp.data.config import DataConfig, DatasetInfo
 from tf_atalp.data.image_check import drop_corrupt
-from tf_atalp.data.images import decode_image_file, resize_uint8
+from tf_atalp.data.images import decode_image_file, fit_image
 from tf_atalp.data.listing import FolderListing, ImageFiles, list_image_folder
 from tf_atalp.data.pipeline import AUTOTUNE, shard
 from tf_atalp.seeds import derive_seed
@@ -48,7 +48,9 @@ def folder_examples(config: DataConfig, split: str, training: bool,
     class-sorted folder mixes even through a small shuffle buffer.
 
     Returns:
-        (dataset of (image uint8 [S, S, 3], label int32 []), number of examples).
+        (dataset of (image uint8 [S, S, 3], label int32 []), number of examples); with
+        resize="keep_aspect" in training, images keep their aspect ratio (short side S)
+        and the pipeline crops them.
     """
     files = _decodable_split(config, list_config_folder(config), split)
     paths = np.array(files.paths)
@@ -58,6 +60,7 @@ def folder_examples(config: DataConfig, split: str, training: bool,
         paths, labels = paths[order], labels[order]
     dataset = shard(tf.data.Dataset.from_tensor_slices((paths, labels)), input_context)
     size = config.image_size
-    dataset = dataset.map(lambda path, label: (resize_uint8(decode_image_file(path), size), label),
-                          num_parallel_calls=AUTOTUNE)
+    dataset = dataset.map(
+        lambda path, label: (fit_image(decode_image_file(path), size, config.resize, training),
+                             label), num_parallel_calls=AUTOTUNE)
     return dataset, int(dataset.cardinality())

@@ -2,6 +2,11 @@
 
 import tensorflow as tf
 
+# How an image becomes S x S: "squash" resizes it to S x S (the aspect ratio is lost);
+# "keep_aspect" resizes its short side to S, then crops S x S (centre at evaluation,
+# random in training).
+RESIZE_MODES = ("squash", "keep_aspect")
+
 
 def decode_image_file(path: tf.Tensor) -> tf.Tensor:
     """Reads and decodes an image file: uint8 [H, W, 3] (gray -> RGB; GIF: first frame)."""
@@ -29,6 +34,40 @@ def resize_uint8(image: tf.Tensor, image_size: int) -> tf.Tensor:
     """
     resized = tf.image.resize(image, [image_size, image_size], antialias=True)
     return tf.saturate_cast(tf.round(resized), tf.uint8)
+
+
+def resize_short_side_uint8(image: tf.Tensor, image_size: int) -> tf.Tensor:
+    """uint8 [H, W, 3] -> uint8 [h, w, 3] with min(h, w) = S and the aspect ratio kept."""
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = image_size / tf.reduce_min(shape)
+    target = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), image_size)
+    resized = tf.image.resize(image, target, antialias=True)
+    return tf.saturate_cast(tf.round(resized), tf.uint8)
+
+
+def center_crop(image: tf.Tensor, image_size: int) -> tf.Tensor:
+    """[h, w, C] with h, w >= S -> its central [S, S, C]."""
+    shape = tf.shape(image)
+    top, left = (shape[0] - image_size) // 2, (shape[1] - image_size) // 2
+    cropped = image[top:top + image_size, left:left + image_size]
+    return tf.ensure_shape(cropped, [image_size, image_size, image.shape[-1]])
+
+
+def random_crop(image: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.Tensor:
+    """[h, w, C] with h, w >= S -> a random [S, S, C] window, deterministic in `seed` ([2])."""
+    return tf.image.stateless_random_crop(image, [image_size, image_size, image.shape[-1]],
+                                          seed=seed)
+
+
+def fit_image(image: tf.Tensor, image_size: int, resize: str, training: bool) -> tf.Tensor:
+    """uint8 [H, W, 3] -> what the pipeline caches: [S, S, 3], or for "keep_aspect" in
+    training the short-side-resized image (cropped per epoch, see `random_crop`)."""
+    if resize == "squash":
+        return resize_uint8(image, image_size)
+    if resize != "keep_aspect":
+        raise ValueError(f"`resize` must be one of {RESIZE_MODES}. Received: resize={resize!r}")
+    resized = resize_short_side_uint8(image, image_size)
+    return resized if training else center_crop(resized, image_size)
 
 
 def to_unit_float(image: tf.Tensor) -> tf.Tensor:

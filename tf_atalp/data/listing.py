@@ -1,8 +1,11 @@
 """Lists an image folder (one sub-folder per class) into train and test files.
 
 Layouts:
-- split: `train/<class>/*` and `test/<class>/*` (or `val/<class>/*`); classes
-  are the folders of `train/`, and `test/` may not hold others.
+- split: `train/<class>/*` and `test/<class>/*`, or `val/<class>/*` or
+  `validation/<class>/*` (ImageNet-style) as the held-out split, in that
+  order of preference; classes are the folders of `train/`, and the
+  held-out folder may not hold others. A `train/` without any of them is
+  refused (it would otherwise be read as a class named "train").
 - unsplit: `<class>/*`; the split is a deterministic per-class rule:
   "flowers17": image numbers at positions 1-64 of their class are train,
   65-80 test (see `flowers17.py`); "folder": files sorted by name, the last
@@ -22,7 +25,7 @@ import re
 from tf_atalp.data import flowers17
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-TEST_SPLIT_FOLDERS = ("test", "val")
+TEST_SPLIT_FOLDERS = ("test", "val", "validation")  # the held-out split, in this preference
 MUST_COME_SPLIT = ("dogs_vs_cats", "imagenet4")
 
 
@@ -93,10 +96,19 @@ def _display_name(folder_name: str, dataset: str) -> str:
     return re.sub(r"^\d+_", "", folder_name) if dataset == "flowers17" else folder_name
 
 
-def _test_split_folder(top: list[str]) -> str | None:
+def _test_split_folder(data_dir: str, top: list[str]) -> str | None:
+    """The held-out folder beside train/, None for an unsplit folder; refuses a lone train/."""
     if "train" not in top:
         return None
-    return next((name for name in TEST_SPLIT_FOLDERS if name in top), None)
+    found = next((name for name in TEST_SPLIT_FOLDERS if name in top), None)
+    if found is None:
+        held_out = "/, ".join(TEST_SPLIT_FOLDERS)
+        raise ValueError(
+            f"{data_dir!r} has a train/ folder but no held-out folder beside it ({held_out}/; "
+            f"found {', '.join(f + '/' for f in top)}). Rename the held-out split's folder to "
+            "test/ (or val/ or validation/), or, for a folder without a split, point "
+            "--data_dir at the folder of the class folders.")
+    return found
 
 
 def _list_split_layout(data_dir: str, test_folder: str, dataset: str) -> FolderListing:
@@ -116,6 +128,10 @@ def _list_split_layout(data_dir: str, test_folder: str, dataset: str) -> FolderL
         splits[split] = ImageFiles.from_pairs(pairs)
     names = tuple(_display_name(f, dataset) for f in folders)
     rule = f"sub-folders train/ and {test_folder}/ ({test_folder}/ is the test split)"
+    ignored = [name for name in TEST_SPLIT_FOLDERS
+               if name != test_folder and os.path.isdir(os.path.join(data_dir, name))]
+    if ignored:
+        rule += f"; {', '.join(f + '/' for f in ignored)} not used"
     return FolderListing(names, splits["train"], splits["test"], rule)
 
 
@@ -156,7 +172,7 @@ def list_image_folder(data_dir: str, dataset: str = "folder",
         A `FolderListing`; paths are sorted by class, then by file name.
     """
     check_folder(data_dir, "data_dir")
-    test_folder = _test_split_folder(subfolders(data_dir))
+    test_folder = _test_split_folder(data_dir, subfolders(data_dir))
     if test_folder is not None:
         return _list_split_layout(data_dir, test_folder, dataset)
     if dataset in MUST_COME_SPLIT:

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from tf_atalp.data.config import DataConfig
-from tf_atalp.data.images import augment, to_unit_float
+from tf_atalp.data.images import augment, random_crop, to_unit_float
 from tf_atalp.seeds import derive_seed
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -92,10 +92,17 @@ def _shuffle_and_augment(dataset: tf.data.Dataset, size: int, config: DataConfig
                          epoch: tf.Tensor) -> tf.data.Dataset:
     """One epoch of training examples: shuffled and (if asked) augmented, keyed by `epoch`.
 
-    The stream (of `size` examples; < 1 if unknown) is first rotated by a
-    random offset, so the blocks that `_shuffle_blocks` permutes hold other
-    examples in every epoch.
+    With `resize="keep_aspect"` each example is first cropped S x S at a
+    random place (keyed by epoch and example). The stream (of `size`
+    examples; < 1 if unknown) is then rotated by a random offset, so the
+    blocks that `_shuffle_blocks` permutes hold other examples in every epoch.
     """
+    if config.resize == "keep_aspect":  # cached at their aspect ratio: crop S x S first
+        crop_seed = _epoch_seed(seed, "crop", epoch)
+        dataset = dataset.enumerate().map(
+            lambda index, example: (random_crop(example[0], config.image_size,
+                                                _fold_in(crop_seed, index)), example[1]),
+            num_parallel_calls=AUTOTUNE)
     shuffle_seed = _epoch_seed(seed, "shuffle", epoch)
     if size > 1:
         offset = tf.random.stateless_uniform([], shuffle_seed, 0, size, dtype=tf.int64)

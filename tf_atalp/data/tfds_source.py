@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 from tf_atalp.data import tfds_compat  # noqa: F401 (before any builder is prepared)
 from tf_atalp.data import tfds_flowers17, tfds_imagenet4  # noqa: F401 (registers the builders)
 from tf_atalp.data.config import OWN_TFDS_BUILDERS, DataConfig, DatasetInfo
-from tf_atalp.data.images import resize_uint8, to_rgb
+from tf_atalp.data.images import fit_image, to_rgb
 from tf_atalp.data.listing import check_folder
 from tf_atalp.data.pipeline import AUTOTUNE, shard
 from tf_atalp.seeds import derive_seed
@@ -118,6 +118,6 @@ def tfds_examples(config: DataConfig, split: str, training: bool,
         checks = [tf.debugging.assert_non_negative(label, message=message),
                   tf.debugging.assert_less(label, num_classes, message=message)]
         with tf.control_dependencies(checks):
-            return resize_uint8(to_rgb(image), size), tf.identity(label)
+            return fit_image(to_rgb(image), size, config.resize, training), tf.identity(label)
 
     return dataset.map(preprocess, num_parallel_calls=AUTOTUNE), count

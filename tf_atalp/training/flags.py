@@ -10,6 +10,7 @@ from absl import flags
 from tf_atalp.attacks.objectives import OBJECTIVES
 from tf_atalp.attacks.pgd import PGD
 from tf_atalp.data.config import DataConfig
+from tf_atalp.data.images import RESIZE_MODES
 from tf_atalp.defenses import CE_TARGETS, DEFAULT_ALPHA, DEFAULT_BETA, defense_names, get_defense
 from tf_atalp.models import DEPTHS, GROUP_NAMES, MIN_IMAGE_SIZE, STEMS
 from tf_atalp.training.config import (
@@ -32,6 +33,9 @@ def define_train_flags() -> None:
     flags.DEFINE_string("manual_dir", None, "TFDS manual_dir for our own builders.")
     flags.DEFINE_integer("image_size", 32, "Side of the square input images, pixels.",
                          lower_bound=MIN_IMAGE_SIZE)
+    flags.DEFINE_enum("resize", "squash", list(RESIZE_MODES),
+                      "squash: resize every image to image_size x image_size; keep_aspect: "
+                      "resize the short side, then crop (random in training, centre in test).")
     flags.DEFINE_bool("augment", True, "Random crop and flip on training images.")
     flags.DEFINE_bool("cache", True, "Cache decoded images in memory.")
     flags.DEFINE_bool("skip_corrupt", False, "Skip undecodable image files (with a warning).")
@@ -126,6 +130,7 @@ def run_config_from_flags(values=None) -> RunConfig:
     f = values or flags.FLAGS
     data = DataConfig(
         dataset=f.dataset, data_dir=f.data_dir, source=f.data_source, image_size=f.image_size,
+        resize=f.resize,
         batch_size=f.batch_size, augment=f.augment, cache=f.cache, skip_corrupt=f.skip_corrupt,
         seed=f.seed, manual_dir=f.manual_dir, synthetic_train_size=f.synthetic_train_size,
         synthetic_test_size=f.synthetic_test_size,

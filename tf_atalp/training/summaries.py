@@ -25,7 +25,9 @@ def dataset_summary(config: DataConfig, info: DatasetInfo, steps_per_epoch: int)
              f"  classes  {info.num_classes}: {_class_names(list(info.class_names))}",
              f"  split    {info.split_rule or 'as the source defines it'}",
              f"  sizes    train {info.num_train}, test {info.num_test} images, "
-             f"{config.image_size}x{config.image_size} px",
+             f"{config.image_size}x{config.image_size} px"
+             + (" (short side resized, then cropped)" if config.resize == "keep_aspect"
+                else ""),
              f"  epoch    {steps_per_epoch} steps of batch {config.batch_size}"
              + (", augmented (pad-and-crop, flip)" if config.augment else "")]
     return "\n".join(lines)
