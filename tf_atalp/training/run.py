@@ -23,10 +23,12 @@ a run killed and resumed ends with the weights an uninterrupted run has.
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import os
 import shutil
+import tempfile
 import time
 
 import keras
@@ -45,12 +47,13 @@ from tf_atalp.models import build_applications_resnet, build_resnet
 from tf_atalp.plots import plot_training_curves
 from tf_atalp.reporting import report
 from tf_atalp.training import summaries
+from tf_atalp.training.backup import RunBackup
 from tf_atalp.training.callbacks import (
     AttentionMaps, EpochTimer, HistoryCSV, RobustAccuracy, SetDataEpoch)
 from tf_atalp.training.config import RunConfig, save_run_config
 from tf_atalp.training.precision import resolve_precision
 from tf_atalp.training.schedules import WarmupSchedule
-from tf_atalp.training.strategy import make_strategy
+from tf_atalp.training.strategy import WorkerRole, make_strategy, worker_role
 from tf_atalp.training.trainer import AdversarialTrainer
 
 
@@ -84,6 +87,7 @@ def prepare_run(config: RunConfig) -> PreparedRun:
 
     Raises ValueError (or FileNotFoundError) before anything is written.
     """
+    worker_role(config.train.strategy)  # a malformed TF_CONFIG fails here, before any work
     data_lib.validate_data_config(config.data)
     info = data_lib.scan_dataset_info(config.data)
     if config.model.weights_path and not os.path.isfile(config.model.weights_path):
@@ -168,21 +172,33 @@ def make_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers.
     return keras.optimizers.AdamW(schedule, weight_decay=train.weight_decay)
 
 
+def _shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Lets Keras split each global batch over the replicas and workers (DATA sharding).
+
+    Keras distributes a plain dataset itself (`experimental_distribute_dataset`):
+    every worker runs the same seeded pipeline and keeps its share of each
+    global batch. (A dataset already distributed with
+    `distribute_datasets_from_function` trips Keras 3's symbolic build under
+    MultiWorkerMirroredStrategy.)
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
 def _datasets(config: RunConfig, strategy: tf.distribute.Strategy, counter: EpochCounter,
               steps_per_epoch: int):
-    """(train, validation) datasets, distributed when the strategy has replicas.
+    """(train, validation) datasets of global batches; Keras distributes them over replicas.
 
     Each training pass is one epoch of `steps_per_epoch` batches whose order
     and augmentation are keyed by `counter` (the epoch number).
     """
+    train = data_lib.make_dataset(config.data, "train", training=True, epoch_counter=counter,
+                                  max_batches=steps_per_epoch)
+    validation = data_lib.make_dataset(config.data, "test", training=False)
     if strategy.num_replicas_in_sync == 1:
-        return (data_lib.make_dataset(config.data, "train", training=True,
-                                      epoch_counter=counter, max_batches=steps_per_epoch),
-                data_lib.make_dataset(config.data, "test", training=False))
-    return (strategy.distribute_datasets_from_function(data_lib.make_input_fn(
-                config.data, "train", True, epoch_counter=counter, max_batches=steps_per_epoch)),
-            strategy.distribute_datasets_from_function(
-                data_lib.make_input_fn(config.data, "test", False)))
+        return train, validation
+    return _shard_by_data(train), _shard_by_data(validation)
 
 
 def _watching_callbacks(config: RunConfig) -> list[keras.callbacks.Callback]:
@@ -204,19 +220,25 @@ def _watching_callbacks(config: RunConfig) -> list[keras.callbacks.Callback]:
     return callbacks
 
 
-def _callbacks(config: RunConfig, counter: EpochCounter) -> list[keras.callbacks.Callback]:
+def _callbacks(config: RunConfig, counter: EpochCounter, role: WorkerRole,
+               write_dir: str) -> list[keras.callbacks.Callback]:
+    """The run's callbacks; they write into `write_dir` (the model_dir on the chief).
+
+    Every worker restores from the model_dir's backup; only the chief watches
+    robustness (its figures go into the chief's logs).
+    """
     model_dir = config.train.model_dir
     return [
         SetDataEpoch(counter),
-        *_watching_callbacks(config),  # they add to the logs, before they are recorded
+        *(_watching_callbacks(config) if role.is_chief else []),  # add to the logs first
         EpochTimer(),  # after them (their time counts), before the callbacks that record logs
-        HistoryCSV(os.path.join(model_dir, HISTORY_FILE), append=True),
-        keras.callbacks.BackupAndRestore(os.path.join(model_dir, BACKUP_DIR),
-                                         save_freq="epoch", delete_checkpoint=False),
+        HistoryCSV(os.path.join(write_dir, HISTORY_FILE), append=True),
+        RunBackup(os.path.join(write_dir, BACKUP_DIR),
+                  restore_from=os.path.join(model_dir, BACKUP_DIR)),
         keras.callbacks.ModelCheckpoint(
-            os.path.join(model_dir, CHECKPOINTS_DIR, CHECKPOINT_PATTERN),
+            os.path.join(write_dir, CHECKPOINTS_DIR, CHECKPOINT_PATTERN),
             save_weights_only=True),
-        keras.callbacks.TensorBoard(os.path.join(model_dir, LOGS_DIR)),
+        keras.callbacks.TensorBoard(os.path.join(write_dir, LOGS_DIR)),
     ]
 
 
@@ -284,11 +306,23 @@ def _build_trainer(prepared: PreparedRun, strategy: tf.distribute.Strategy) -> t
     return network, trainer
 
 
+def worker_scratch_dir(model_dir: str, index: int) -> str:
+    """The temporary folder of non-chief worker `index` of the run in `model_dir`.
+
+    Named from the model_dir, so a worker restarted after a kill removes what
+    the killed one left.
+    """
+    key = hashlib.sha256(os.path.abspath(model_dir).encode()).hexdigest()[:12]
+    return os.path.join(tempfile.gettempdir(), f"tf_atalp-{key}-worker{index}")
+
+
 def train(prepared: PreparedRun, flagfile_text: str | None = None, verbose="auto") -> dict:
     """Runs (or resumes) the training and writes the model_dir; returns final metrics.
 
     A finished run is left as it is (its results are returned); a run that
-    finished no epoch starts afresh.
+    finished no epoch starts afresh. With --strategy=multi_worker every worker
+    runs this; only the chief writes the model_dir, the others write into a
+    temporary folder that is removed at the end.
     """
     config = prepared.config
     model_dir = config.train.model_dir
@@ -300,11 +334,28 @@ def train(prepared: PreparedRun, flagfile_text: str | None = None, verbose="auto
                "nothing to do.")
         report(summaries.run_summary(model_dir, results))
         return results
-    if prepared.finished_epochs == 0:
-        _clear_unfinished_run(model_dir)
-    _write_run_files(prepared, flagfile_text)
-    report(summaries.dataset_summary(config.data, prepared.info, prepared.steps_per_epoch))
+    role = worker_role(config.train.strategy)
+    if role.is_chief:
+        if prepared.finished_epochs == 0:
+            _clear_unfinished_run(model_dir)
+        _write_run_files(prepared, flagfile_text)
+        write_dir = model_dir
+    else:
+        write_dir = worker_scratch_dir(model_dir, role.index)
+        shutil.rmtree(write_dir, ignore_errors=True)  # what a killed start of it left
+        report(f"Worker {role.index} of {role.num_workers} (not the chief): the chief writes "
+               f"{model_dir}; this worker's own files go to {write_dir} (removed at the end).")
+    try:
+        return _train(prepared, role, write_dir, verbose)
+    finally:
+        if not role.is_chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
 
+
+def _train(prepared: PreparedRun, role: WorkerRole, write_dir: str, verbose) -> dict:
+    config = prepared.config
+    model_dir = config.train.model_dir
+    report(summaries.dataset_summary(config.data, prepared.info, prepared.steps_per_epoch))
     precision = resolve_precision(config.train.mixed_precision, config.train.strategy)
     logging.info("Mixed precision: %s (%s)", precision.policy, precision.reason)
     report(f"Precision: {precision.policy} ({precision.reason})")
@@ -320,7 +371,7 @@ def train(prepared: PreparedRun, flagfile_text: str | None = None, verbose="auto
         train_data, validation_data = _datasets(config, strategy, counter,
                                                 prepared.steps_per_epoch)
         network, trainer = _build_trainer(prepared, strategy)
-        history_path = os.path.join(model_dir, HISTORY_FILE)
+        history_path = os.path.join(write_dir, HISTORY_FILE)
         _keep_history_up_to(history_path, prepared.finished_epochs)
         if prepared.finished_epochs:
             report(f"Resuming from epoch {prepared.finished_epochs + 1} of "
@@ -329,10 +380,13 @@ def train(prepared: PreparedRun, flagfile_text: str | None = None, verbose="auto
 
         started = time.time()
         history = trainer.fit(train_data, validation_data=validation_data,
-                              epochs=config.train.epochs, callbacks=_callbacks(config, counter),
+                              epochs=config.train.epochs,
+                              callbacks=_callbacks(config, counter, role, write_dir),
                               verbose=verbose, shuffle=False)  # the dataset shuffles
         seconds = time.time() - started
-
+        if not role.is_chief:
+            return {"worker": role.index, "epochs_run_by_this_process": len(history.epoch),
+                    "seconds_this_process": round(seconds, 1)}
         save_keras_model_atomically(network, os.path.join(model_dir, MODEL_FILE))
         if config.train.export_saved_model:
             export_saved_model(config.defense.inference_model(network),
@@ -347,11 +401,12 @@ def train(prepared: PreparedRun, flagfile_text: str | None = None, verbose="auto
         "num_test": prepared.info.num_test, "num_classes": prepared.info.num_classes,
         "epochs": config.train.epochs, "epochs_run_by_this_process": len(history.epoch),
         "steps_per_epoch": prepared.steps_per_epoch,
+        "workers": role.num_workers,
         "training_seconds": round(total_training_seconds(history_rows), 1),
         "seconds_this_process": round(seconds, 1),
         "precision": {"policy": precision.policy, "reason": precision.reason},
         "final_metrics": last_epoch_metrics(history_rows),
     }
-    atomic_write_json(results_path, results)
+    atomic_write_json(os.path.join(model_dir, TRAIN_RESULTS_FILE), results)
     report(summaries.run_summary(model_dir, results))
     return results

@@ -203,7 +203,30 @@ class AdversarialTrainer(keras.Model):
             left_out.add(self.clean_accuracy.name)
         if not adversarial:
             left_out.add(self.adversarial_accuracy.name)
-        return {name: value for name, value in results.items() if name not in left_out}
+        results = {name: value for name, value in results.items() if name not in left_out}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3 averages step results over workers along axis 0, which a scalar lacks.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras' symbolic build, from this worker's first replica batch.
+
+        Keras 3 averages a distributed batch with `strategy.reduce`, which
+        MultiWorkerMirroredStrategy cannot do eagerly, so `fit` fails under it
+        (keras-team/keras#20585); tests/training_multi_worker_test.py runs two
+        workers through this.
+        """
+        strategy = self._distribute_strategy
+        if iterator is not None and strategy is not None:
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda value: (strategy.experimental_local_results(value)[0]
+                                   if isinstance(value, tf.distribute.DistributedValues)
+                                   else value), next(batches))
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def get_config(self) -> dict:
         serialize = keras.saving.serialize_keras_object
