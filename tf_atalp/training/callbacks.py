@@ -108,10 +108,12 @@ class RobustAccuracy(keras.callbacks.Callback):
       batch_size: batch size for (x, y) arrays.
       seed: random starts of batch b draw from (seed, b): the same every epoch.
       name: the key added to the logs.
+      verbose: 1 prints the value with the attack's settings after each measurement.
     """
 
     def __init__(self, data, attack, every_n_epochs: int = 1, max_examples: int | None = None,
-                 batch_size: int = 64, seed: int = 0, name: str = "val_robust_accuracy"):
+                 batch_size: int = 64, seed: int = 0, name: str = "val_robust_accuracy",
+                 verbose: int = 0):
         super().__init__()
         if not isinstance(attack, Attack):
             raise ValueError(f"`attack` must be an Attack (PGD, FGSM, ...). Received: {attack!r}")
@@ -124,6 +126,7 @@ class RobustAccuracy(keras.callbacks.Callback):
         self.batch_size = batch_size
         self.seed = seed
         self.name = name
+        self.verbose = verbose
 
     def robust_accuracy(self) -> float:
         """The accuracy of `self.model` under the attack on the data, now."""
@@ -138,11 +141,17 @@ class RobustAccuracy(keras.callbacks.Callback):
             total += int(labels.shape[0])
         if total == 0:
             raise ValueError("RobustAccuracy: the data yielded no examples.")
+        self.num_examples = total
         return correct / total
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and _due(epoch, self.every_n_epochs):
             logs[self.name] = self.robust_accuracy()
+            if self.verbose:
+                settings = ", ".join(f"{k} {v}" for k, v in self.attack.describe().items()
+                                     if k in ("attack", "epsilon", "step_size", "iterations"))
+                print(f"\nEpoch {epoch + 1}: {self.name} {logs[self.name]:.4f} (white-box "
+                      f"{settings}; {self.num_examples} images)")
 
 
 def _unit_range_maps(maps: tf.Tensor) -> tf.Tensor:

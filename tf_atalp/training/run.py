@@ -211,7 +211,7 @@ def _watching_callbacks(config: RunConfig) -> list[keras.callbacks.Callback]:
     if attack is not None:
         callbacks.append(RobustAccuracy(
             test_data, attack, every_n_epochs=train.robust_accuracy_every,
-            max_examples=train.robust_accuracy_examples, seed=train.seed))
+            max_examples=train.robust_accuracy_examples, seed=train.seed, verbose=1))
     if train.attention_maps_every:
         images, labels = next(iter(test_data.unbatch().batch(train.attention_map_images)))
         callbacks.append(AttentionMaps(
