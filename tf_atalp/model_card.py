@@ -142,6 +142,10 @@ def _number(value, digits=4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _weak_mark(figure: dict) -> str:
+    return "*" if figure.get("can_reach_boundary") is False else ""
+
+
 def format_model_card(card: dict) -> str:
     """The card as text: what the model is, then one row per robustness figure."""
     defense = dict(card["defense"])
@@ -168,10 +172,13 @@ def format_model_card(card: dict) -> str:
             f"{f['threat_model']:<13} {f['kind']:<13} {f['attack']:<7} {_number(f['epsilon']):<9} "
             f"{_number(f.get('step_size'), 5):<9} {_number(f['iterations']):<6} "
             f"{_number(f.get('restarts')):<9} {_number(f['num_examples']):<6} "
-            f"{_number(f['accuracy']):<9} {_number(f.get('worst_iterate_accuracy')):<11} "
-            f"{f.get('date_utc') or '-'}")
+            f"{_number(f['accuracy']) + _weak_mark(f):<9} "
+            f"{_number(f.get('worst_iterate_accuracy')):<11} {f.get('date_utc') or '-'}")
     if not card["robustness"]:
         lines.append("(no robustness figure yet: run eval_main.py on this model_dir)")
+    if any(_weak_mark(f) for f in card["robustness"]):
+        lines.append("* step x iterations < epsilon: the attack cannot reach the epsilon boundary "
+                     "from the clean image; a weaker attack than its epsilon says.")
     lines += ["", card["notes"]]
     return "\n".join(lines)
 

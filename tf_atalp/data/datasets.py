@@ -126,3 +126,19 @@ def make_input_fn(config: DataConfig, split: str, training: bool,
         return make_dataset(config, split, training, input_context, epoch_counter, max_batches)
 
     return input_fn
+
+
+def first_examples(batches, max_examples: int | None):
+    """The (images, labels) batches of `batches`, cut after `max_examples` examples (None: all).
+
+    `batches` is any iterable of (images [B, ...], labels [B]) pairs (a batched
+    tf.data.Dataset, say); the last batch kept may be cut short.
+    """
+    remaining = max_examples
+    for images, labels in batches:
+        if remaining is not None:
+            images, labels = images[:remaining], labels[:remaining]
+            remaining -= int(labels.shape[0])
+        yield images, labels
+        if remaining is not None and remaining <= 0:
+            return

@@ -30,6 +30,7 @@ from absl import logging
 
 from tf_atalp.attacks.base import Attack
 from tf_atalp.attacks.model_fns import inference_logits
+from tf_atalp.data.datasets import first_examples
 from tf_atalp.seeds import derive_seed
 
 
@@ -69,18 +70,6 @@ def _check_attacks(attacks):
         run_iterations(attack)
         if "epsilon" not in attack.describe():
             raise ValueError(f"Every attack must have one epsilon. Received: {attack.describe()}")
-
-
-def _batches(dataset, max_examples):
-    """The (images, labels) batches of `dataset`, cut after `max_examples` examples."""
-    remaining = max_examples
-    for images, labels in dataset:
-        if remaining is not None:
-            images, labels = images[:remaining], labels[:remaining]
-            remaining -= int(labels.shape[0])
-        yield images, labels
-        if remaining is not None and remaining <= 0:
-            return
 
 
 def _attack_batch(model_fn, images, labels, clean_correct, attack, batch_index, seed):
@@ -169,7 +158,7 @@ def evaluate_robustness(model: Callable,
     expected = num_examples_hint if max_examples is None else min(
         max_examples, num_examples_hint or max_examples)
     bar = _progress_bar(expected, progress)
-    for batch_index, (images, labels) in enumerate(_batches(dataset, max_examples)):
+    for batch_index, (images, labels) in enumerate(first_examples(dataset, max_examples)):
         labels = tf.cast(labels, tf.int32)
         logits = model_fn(tf.convert_to_tensor(images, tf.float32))
         if num_classes is None:

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tf_atalp.attacks.base import Attack, correct_predictions
 from tf_atalp.attacks.model_fns import inference_logits
+from tf_atalp.data.datasets import first_examples
 from tf_atalp.data.pipeline import EpochCounter
 from tf_atalp.losses import attention_map
 from tf_atalp.models.outputs import features_of, logits_of
@@ -63,14 +64,8 @@ def _batches(data, batch_size: int, max_examples: int | None):
     else:
         images, labels = data
         dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
-    remaining = max_examples
-    for images, labels in dataset:
-        if remaining is not None:
-            images, labels = images[:remaining], labels[:remaining]
-            remaining -= int(labels.shape[0])
+    for images, labels in first_examples(dataset, max_examples):
         yield tf.cast(images, tf.float32), tf.cast(labels, tf.int32)
-        if remaining is not None and remaining <= 0:
-            return
 
 
 def _due(epoch: int, every_n_epochs: int) -> bool:
