@@ -94,7 +94,7 @@ class DefenseRegistryTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(defense.loss_terms()[1].weight, 2.0)
         self.assertEqual(defenses.defense_from_config(defenses.defense_config(defense)), defense)
 
-    @parameterized.parameters("none", "pat", "alp", "at", "at_alp")
+    @parameterized.parameters("none", "pat", "alp", "at", "at_alp", "fd")
     def test_config_round_trips(self, name):
         defense = defenses.get_defense(name, alpha=0.3, beta=0.2, ce_on="mixed",
                                        attention_groups=("conv3_x", "conv4_x"), p=1.5)
@@ -109,6 +109,20 @@ class DefenseRegistryTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(set(defenses.get_defense("alp").get_config()), {"alpha", "ce_on"})
         self.assertEqual(set(defenses.get_defense("at_alp").get_config()),
                          {"alpha", "beta", "attention_groups", "p", "attention_power", "ce_on"})
+
+    def test_feature_denoising_owns_its_model_options(self):
+        defense = defenses.get_defense("fd", denoise_groups=("conv3_x",),
+                                       denoise_mode="dot_product", alpha=3.0)
+        self.assertEqual(defense.term_names, ("ce",))
+        self.assertTrue(defense.adversarial_training)
+        self.assertEqual(defense.model_options(), {"denoise_groups": ("conv3_x",),
+                                                   "denoise_kwargs": {"mode": "dot_product"}})
+        self.assertEqual(defenses.get_defense("fd").model_options()["denoise_groups"],
+                         ("conv2_x", "conv3_x", "conv4_x", "conv5_x"))
+        with self.assertRaisesRegex(ValueError, "`denoise_mode` must be one of"):
+            defenses.get_defense("fd", denoise_mode="median")
+        with self.assertRaisesRegex(ValueError, "`denoise_groups` must be a non-empty subset"):
+            defenses.get_defense("fd", denoise_groups=("conv9_x",))
 
     def test_default_model_parts(self):
         defense = defenses.get_defense("at_alp")

@@ -38,7 +38,9 @@ class RunConfigTest(tf.test.TestCase, parameterized.TestCase):
         folder = tempfile.mkdtemp()
         for name, options in [("none", {}), ("pat", {"ce_on": "mixed"}), ("alp", {"alpha": 2.0}),
                               ("at", {"beta": 0.3, "attention_groups": ("conv4_x",)}),
-                              ("at_alp", {"alpha": 0.1, "p": 1.0})]:
+                              ("at_alp", {"alpha": 0.1, "p": 1.0}),
+                              ("fd", {"denoise_mode": "dot_product",
+                                      "denoise_groups": ("conv4_x", "conv5_x")})]:
             config = make_config(defense=get_defense(name, **options))
             config_lib.save_run_config(config, folder)
             self.assertEqual(config_lib.load_run_config(folder), config, name)

@@ -11,7 +11,7 @@ from tf_atalp import attacks, losses
 from tf_atalp.attacks import PGDConfig
 from tf_atalp.data.synthetic import make_synthetic_arrays
 from tf_atalp.defenses import get_defense
-from tf_atalp.models import with_feature_outputs
+from tf_atalp.models import build_resnet, with_feature_outputs
 from tf_atalp.training import AdversarialTrainer
 
 IMAGE_SIZE = 16
@@ -122,6 +122,24 @@ class TrainerLossTest(tf.test.TestCase, parameterized.TestCase):
             trainer = AdversarialTrainer(feature_model(), defense(name), attack=FIXED_ATTACK)
             trainer.compile(optimizer="sgd")
             self.assertEqual(set(trainer.train_on_batch(images, labels, return_dict=True)), keys)
+
+
+class FeatureDenoisingTrainingTest(tf.test.TestCase):
+
+    def test_fd_network_has_the_blocks_and_its_loss_falls(self):
+        defense = get_defense("fd")
+        keras.utils.set_random_seed(0)
+        network = build_resnet(10, NUM_CLASSES, 32, 8, **defense.model_options())
+        names = [layer.name for layer in network.layers if layer.name.endswith("_denoise")]
+        self.assertEqual(names, [f"{g}_denoise" for g in ("conv2_x", "conv3_x", "conv4_x",
+                                                          "conv5_x")])
+        images, labels = make_synthetic_arrays(64, 32, NUM_CLASSES, seed=0)
+        trainer = AdversarialTrainer(network, defense, attack=FIXED_ATTACK)
+        trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2))
+        losses_seen = [float(trainer.train_on_batch(images, labels, return_dict=True)["loss"])
+                       for _ in range(15)]
+        self.assertTrue(np.all(np.isfinite(losses_seen)))
+        self.assertLess(np.mean(losses_seen[-3:]), 0.8 * np.mean(losses_seen[:3]))
 
 
 class TrainerKerasIntegrationTest(tf.test.TestCase):

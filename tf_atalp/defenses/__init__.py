@@ -5,11 +5,13 @@
 - `terms.py`: `LossTerm` and `LossInputs`, the protocol between defenses and
   the trainer, and the cross-entropy, ALP and AT terms.
 - `pairing.py`: none, pat, alp, at, at_alp.
+- `denoising.py`: fd (feature denoising, Xie et al. 2018).
 - `registry.py`: `get_defense(name, **options)`, `register_defense(cls)`,
   `defense_config` / `defense_from_config` (the run_config.json form).
 """
 
 from tf_atalp.defenses.base import Defense
+from tf_atalp.defenses.denoising import FeatureDenoising
 from tf_atalp.defenses.pairing import (
     DEFAULT_ALPHA, DEFAULT_BETA, AttentionAndLogitPairing, AttentionPairing, LogitPairing,
     NoDefense, PGDTraining)
@@ -23,6 +25,7 @@ from tf_atalp.defenses.terms import (
 __all__ = [
     "ADVERSARIAL", "AttentionAndLogitPairing", "AttentionPairing", "AttentionPairingTerm",
     "CE_TARGETS", "CLEAN", "CrossEntropyTerm", "DEFAULT_ALPHA", "DEFAULT_BETA", "Defense",
+    "FeatureDenoising",
     "LogitPairing", "LogitPairingTerm", "LossInputs", "LossTerm", "NoDefense", "PGDTraining",
     "defense_class", "defense_config", "defense_from_config", "defense_names", "get_defense",
     "register_defense",

@@ -11,6 +11,7 @@ option no defense has is an error.
 import dataclasses
 
 from tf_atalp.defenses.base import Defense
+from tf_atalp.defenses.denoising import FeatureDenoising
 from tf_atalp.defenses.pairing import (
     AttentionAndLogitPairing, AttentionPairing, LogitPairing, NoDefense, PGDTraining)
 
@@ -31,7 +32,7 @@ def register_defense(defense_class: type[Defense]) -> type[Defense]:
 
 
 for _defense_class in (NoDefense, PGDTraining, LogitPairing, AttentionPairing,
-                       AttentionAndLogitPairing):
+                       AttentionAndLogitPairing, FeatureDenoising):
     register_defense(_defense_class)
 
 

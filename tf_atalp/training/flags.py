@@ -13,6 +13,7 @@ from tf_atalp.data.config import DataConfig
 from tf_atalp.data.images import RESIZE_MODES
 from tf_atalp.defenses import CE_TARGETS, DEFAULT_ALPHA, DEFAULT_BETA, defense_names, get_defense
 from tf_atalp.models import DEPTHS, GROUP_NAMES, MIN_IMAGE_SIZE, STEMS
+from tf_atalp.models.denoising import NONLOCAL_MODES
 from tf_atalp.training.config import (
     ARCHITECTURES, OPTIMIZERS, ModelConfig, RunConfig, TrainConfig)
 from tf_atalp.training.precision import AUTO, PRECISIONS
@@ -64,6 +65,10 @@ def define_train_flags() -> None:
     flags.DEFINE_float("attention_p", 2.0, "Norm of the attention-map difference (eq. 4).")
     flags.DEFINE_enum("ce_on", "adversarial", list(CE_TARGETS),
                       "Cross-entropy on adversarial, clean, or both (mixed) batches.")
+    flags.DEFINE_list("denoise_groups", list(GROUP_NAMES),
+                      "fd: the conv groups followed by a non-local denoising block.")
+    flags.DEFINE_enum("denoise_mode", "embedded_gaussian", list(NONLOCAL_MODES),
+                      "fd: the denoising blocks' affinity (Xie et al.'s code: embedded_gaussian).")
     # Training attack (PGD).
     flags.DEFINE_float("epsilon", 8 / 255, "L-inf radius of training PGD, pixel units [0, 1].",
                        lower_bound=0.0, upper_bound=1.0)
@@ -139,7 +144,8 @@ def run_config_from_flags(values=None) -> RunConfig:
                         image_size=f.image_size, weights_path=f.weights_path)
     defense = get_defense(f.defense, alpha=f.alpha, beta=f.beta,
                           attention_groups=tuple(f.attention_groups), p=f.attention_p,
-                          ce_on=f.ce_on)
+                          ce_on=f.ce_on, denoise_groups=tuple(f.denoise_groups),
+                          denoise_mode=f.denoise_mode)
     attack = PGD(epsilon=f.epsilon, step_size=f.step_size, iterations=f.pgd_iterations,
                  random_start=f.random_start, objective=f.pgd_objective,
                  jit_compile=f.attack_jit_compile)
