@@ -66,12 +66,14 @@ class PreparedRun:
       info: the dataset (split sizes after dropping corrupt files).
       steps_per_epoch: training steps (batches) per epoch.
       finished_epochs: epochs already finished and backed up in model_dir.
+      role: this process's role in a multi-worker cluster (TF_CONFIG).
     """
 
     config: RunConfig
     info: data_lib.DatasetInfo
     steps_per_epoch: int
     finished_epochs: int = 0
+    role: WorkerRole = WorkerRole()
 
     @property
     def is_finished(self) -> bool:
@@ -87,7 +89,7 @@ def prepare_run(config: RunConfig) -> PreparedRun:
 
     Raises ValueError (or FileNotFoundError) before anything is written.
     """
-    worker_role(config.train.strategy)  # a malformed TF_CONFIG fails here, before any work
+    role = worker_role(config.train.strategy)  # a malformed TF_CONFIG fails here, before work
     data_lib.validate_data_config(config.data)
     info = data_lib.scan_dataset_info(config.data)
     if config.model.weights_path and not os.path.isfile(config.model.weights_path):
@@ -102,7 +104,7 @@ def prepare_run(config: RunConfig) -> PreparedRun:
     steps = min(config.train.steps_per_epoch or full_steps, full_steps)
     finished = finished_epochs(config.train.model_dir)
     _check_model_dir(config, finished)
-    return PreparedRun(config, info, steps, finished)
+    return PreparedRun(config, info, steps, finished, role)
 
 
 def _differing_settings(config: RunConfig) -> list[str]:
@@ -334,7 +336,7 @@ def train(prepared: PreparedRun, flagfile_text: str | None = None, verbose="auto
                "nothing to do.")
         report(summaries.run_summary(model_dir, results))
         return results
-    role = worker_role(config.train.strategy)
+    role = prepared.role
     if role.is_chief:
         if prepared.finished_epochs == 0:
             _clear_unfinished_run(model_dir)
