@@ -87,7 +87,7 @@ class PersistentGaussianNoiseTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(layer(x), clone(x))
 
     def test_negative_stddev_raises(self):
-        with self.assertRaisesRegex(ValueError, r"`stddev` must be >= 0. Received: stddev=-0.1"):
+        with self.assertRaisesRegex(ValueError, r"`scale` must be >= 0. Received: scale=-0.1"):
             PersistentGaussianNoise(-0.1)
 
 

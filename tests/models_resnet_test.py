@@ -101,7 +101,7 @@ class BuildResnetTest(tf.test.TestCase, parameterized.TestCase):
              "`denoise_groups` must be a collection"),
             ("kwargs_without_groups", dict(denoise_kwargs={"mode": "gaussian"}),
              "`denoise_kwargs` is only used with a non-empty `denoise_groups`"),
-            ("noise", dict(input_noise_stddev=-0.1), "`input_noise_stddev` must be >= 0"))
+            ("noise", dict(input_noise_scale=-0.1), "`input_noise_scale` must be >= 0"))
     def test_bad_arguments_raise(self, overrides, message):
         kwargs = dict(depth=10, num_classes=2, image_size=32, width=4)
         kwargs.update(overrides)
@@ -120,7 +120,7 @@ class BuildResnetTest(tf.test.TestCase, parameterized.TestCase):
         self.assertIs(model.output["features"]["conv2_x"], model.get_layer("conv2_block1_out").output)
 
     def test_input_noise_stays_on_at_inference(self):
-        model = build_resnet(10, 2, 32, 4, input_noise_stddev=0.1, input_noise_seed=1)
+        model = build_resnet(10, 2, 32, 4, input_noise_scale=0.1, input_noise_seed=1)
         first_layers = [layer.name for layer in model.layers[1:3]]
         self.assertEqual(first_layers, ["input_noise", "normalization"])
         x = _images()
@@ -131,7 +131,7 @@ class BuildResnetTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_mixed_bfloat16_keeps_logits_float32(self):
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
-        model = build_resnet(10, 3, 32, 4, denoise_groups=GROUP_NAMES, input_noise_stddev=0.05)
+        model = build_resnet(10, 3, 32, 4, denoise_groups=GROUP_NAMES, input_noise_scale=0.05)
         outputs = model(_images(), training=False)
         self.assertEqual(outputs["logits"].dtype, tf.float32)
         self.assertEqual(outputs["features"]["conv5_x"].dtype, tf.bfloat16)
@@ -140,7 +140,7 @@ class BuildResnetTest(tf.test.TestCase, parameterized.TestCase):
     def test_builds_and_runs_in_distribution_strategy_scope(self):
         strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
         with strategy.scope():
-            model = build_resnet(10, 3, 32, 4, denoise_groups=("conv5_x",), input_noise_stddev=0.05)
+            model = build_resnet(10, 3, 32, 4, denoise_groups=("conv5_x",), input_noise_scale=0.05)
         kernel = model.get_layer("logits").kernel.value
         self.assertIsInstance(kernel, tf.distribute.DistributedValues)
 
@@ -154,7 +154,7 @@ class BuildResnetTest(tf.test.TestCase, parameterized.TestCase):
         model = build_resnet(
                 18, 3, 32, 4, stem="imagenet", denoise_groups=GROUP_NAMES,
                 denoise_kwargs={"mode": "gaussian", "zero_init": False},
-                input_noise_stddev=0.1, input_noise_seed=4, name="every_option")
+                input_noise_scale=0.1, input_noise_seed=4, name="every_option")
         path = os.path.join(self.get_temp_dir(), "every_option.keras")
         model.save(path)
         loaded = keras.models.load_model(path)
@@ -163,7 +163,7 @@ class BuildResnetTest(tf.test.TestCase, parameterized.TestCase):
                          model.get_layer("input_noise").get_config())
         self.assertEqual(loaded.get_layer("conv4_x_denoise").mode, "gaussian")
         for m in (model, loaded):
-            m.get_layer("input_noise").stddev = 0.0  # noise off to compare deterministic outputs
+            m.get_layer("input_noise").scale = 0.0  # noise off to compare deterministic outputs
         x = _images()
         expected, actual = model(x, training=False), loaded(x, training=False)
         self.assertEqual(set(actual), set(expected))

@@ -6,7 +6,8 @@ from tf_atalp.models import blocks
 from tf_atalp.models._validation import check_at_least, check_choice, check_image_size
 from tf_atalp.models.denoising import NonLocalDenoising
 from tf_atalp.models.heads import GROUP_NAMES, classifier_logits
-from tf_atalp.models.layers import ImageNormalization, PersistentGaussianNoise
+from tf_atalp.models.ensemble import build_ensemble
+from tf_atalp.models.layers import ImageNormalization, PersistentNoise
 from tf_atalp.models.outputs import with_feature_outputs
 
 # depth -> (block function, number of blocks in conv2_x .. conv5_x)
@@ -32,8 +33,10 @@ def build_resnet(
         stem="auto",
         denoise_groups=(),
         denoise_kwargs=None,
-        input_noise_stddev=0.0,
+        input_noise_scale=0.0,
+        input_noise_distribution="gaussian",
         input_noise_seed=None,
+        members=1,
         name=None,
 ) -> keras.Model:
     """Builds a ResNet v1 classifier for float images in [0, 1].
@@ -50,9 +53,12 @@ def build_resnet(
             block is inserted (Xie et al. 2018); the group output is the
             denoised one.
         denoise_kwargs: keyword arguments of NonLocalDenoising (e.g. `mode`).
-        input_noise_stddev: if > 0, a PersistentGaussianNoise layer (RAT) with
-            this stddev, in pixel units, is applied to the input, on at inference too.
+        input_noise_scale: if > 0, a PersistentNoise layer (RAT) with this
+            scale, in pixel units, is applied to the input, on at inference too.
+        input_noise_distribution: that layer's distribution (NOISE_DISTRIBUTIONS).
         input_noise_seed: int seed of that noise layer, or None.
+        members: M >= 1. M > 1 builds an ensemble of M such ResNets on one
+            input (ADP, Pang et al. 2019): see `tf_atalp.models.ensemble`.
         name: the model name; default f"resnet{depth}".
 
     Returns:
@@ -69,19 +75,30 @@ def build_resnet(
     check_at_least("width", width, 1)
     check_choice("stem", stem, STEMS)
     _check_denoising(denoise_groups, denoise_kwargs)
-    if not input_noise_stddev >= 0:
+    if not input_noise_scale >= 0:
         raise ValueError(
-                "`input_noise_stddev` must be >= 0. "
-                f"Received: input_noise_stddev={input_noise_stddev}")
+                "`input_noise_scale` must be >= 0. "
+                f"Received: input_noise_scale={input_noise_scale}")
+    check_at_least("members", members, 1)
+    if members > 1:
+        member_options = dict(width=width, stem=stem, denoise_groups=denoise_groups,
+                              denoise_kwargs=denoise_kwargs,
+                              input_noise_scale=input_noise_scale,
+                              input_noise_distribution=input_noise_distribution,
+                              input_noise_seed=input_noise_seed)
+        return build_ensemble(
+                [build_resnet(depth, num_classes, image_size, name=f"member_{index}",
+                              **member_options) for index in range(members)],
+                name=name or f"resnet{depth}_ensemble{members}")
     if stem == "auto":
         stem = "cifar" if image_size < IMAGENET_STEM_MIN_SIZE else "imagenet"
 
     inputs = keras.Input((image_size, image_size, 3), name="images")
     x = inputs
     # Pixel-space layers run in float32 so small perturbations survive mixed precision.
-    if input_noise_stddev > 0:
-        x = PersistentGaussianNoise(
-                input_noise_stddev, seed=input_noise_seed, dtype="float32", name="input_noise")(x)
+    if input_noise_scale > 0:
+        x = PersistentNoise(input_noise_scale, input_noise_distribution, seed=input_noise_seed,
+                            dtype="float32", name="input_noise")(x)
     x = ImageNormalization(dtype="float32", name="normalization")(x)
     x = blocks.cifar_stem(x, width) if stem == "cifar" else blocks.imagenet_stem(x, width)
 
