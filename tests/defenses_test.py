@@ -94,10 +94,13 @@ class DefenseRegistryTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(defense.loss_terms()[1].weight, 2.0)
         self.assertEqual(defenses.defense_from_config(defenses.defense_config(defense)), defense)
 
-    @parameterized.parameters("none", "pat", "alp", "at", "at_alp", "fd")
+    @parameterized.parameters("none", "pat", "alp", "at", "at_alp", "fd", "igr", "rat",
+                              "randomization", "adp")
     def test_config_round_trips(self, name):
         defense = defenses.get_defense(name, alpha=0.3, beta=0.2, ce_on="mixed",
-                                       attention_groups=("conv3_x", "conv4_x"), p=1.5)
+                                       attention_groups=("conv3_x", "conv4_x"), p=1.5,
+                                       igr_lambda=3.0, noise_scale=0.1, size_ratio=1.2,
+                                       members=4, entropy_weight=1.0)
         config = defenses.defense_config(defense)
         self.assertEqual(config["name"], name)
         self.assertEqual(defenses.defense_from_config(config), defense)

@@ -9,8 +9,12 @@ signature from feeding another size) and pixel values outside [0, 1] (such
 as uint8 values 0..255 cast to float).
 
 The SavedModel's assets/ holds `serving_info.json` (the signature described:
-input, outputs, what wrong input does, class names) and, when class names are
-given, `class_names.txt` (one per line, in label order).
+input, outputs, what wrong input does, class names, and for a randomized
+model what is drawn on every call) and, when class names are given,
+`class_names.txt` (one per line, in label order). A randomized model (input
+noise, random resizing) stays randomized in the SavedModel: each call of the
+signature draws anew, and "randomized" in serving_info.json and the
+signature function's docstring say so.
 
 The export is written to a temporary folder beside `export_dir` and renamed
 into place, so an interrupted export never leaves a half SavedModel there.
@@ -76,12 +80,14 @@ def _check_images(images: tf.Tensor, size: int) -> list[tf.Operation]:
     return [shape_check, range_check]
 
 
-def serving_function(network: keras.Model) -> tf.types.experimental.PolymorphicFunction:
+def serving_function(network: keras.Model, randomization: str | None = None
+                     ) -> tf.types.experimental.PolymorphicFunction:
     """The tf.function exported as `serving_default`: images -> logits, probabilities.
 
     Images of another shape than [N, S, S, 3], or with values outside [0, 1],
     make it raise tf.errors.InvalidArgumentError. Gradients flow from the
-    outputs to `images`.
+    outputs to `images`. `randomization`: None, or what the model draws on
+    every call (added to the function's docstring).
     """
     size = _image_size(network)
 
@@ -93,12 +99,21 @@ def serving_function(network: keras.Model) -> tf.types.experimental.PolymorphicF
         logits = logits_of(network(images, training=False))
         return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1)}
 
+    serve.__doc__ = (f"{_input_description(size)} -> logits, probabilities [N, K]."
+                     + ("" if randomization is None else
+                        f" RANDOMIZED: each call draws anew ({randomization}); average "
+                        "several calls for a stable prediction."))
     return serve
 
 
 def serving_info(image_size: int, num_classes: int,
-                 class_names: Sequence[str] | None = None) -> dict:
-    """The JSON-ready description of the `serving_default` signature (serving_info.json)."""
+                 class_names: Sequence[str] | None = None,
+                 randomization: str | None = None) -> dict:
+    """The JSON-ready description of the `serving_default` signature (serving_info.json).
+
+    `randomization`: None for a deterministic model, else what it draws on
+    every call ("randomized" in the JSON).
+    """
     size = image_size
     return {
         "format_version": SERVING_INFO_FORMAT_VERSION,
@@ -114,6 +129,8 @@ def serving_info(image_size: int, num_classes: int,
             f"refused with InvalidArgumentError: images whose shape is not "
             f"[N, {size}, {size}, 3], or with any value outside [0, 1] (NaN included)"),
         "class_names": None if class_names is None else list(class_names),
+        "randomized": None if randomization is None else (
+            f"every call draws anew: {randomization}; outputs differ from call to call"),
     }
 
 
@@ -140,7 +157,8 @@ def _is_saved_model(folder: str) -> bool:
 
 
 def export_saved_model(network: keras.Model, export_dir: str,
-                       class_names: Sequence[str] | None = None) -> str:
+                       class_names: Sequence[str] | None = None,
+                       randomization: str | None = None) -> str:
     """Writes `network` as a serving SavedModel at `export_dir`; returns the path.
 
     Args:
@@ -152,6 +170,9 @@ def export_saved_model(network: keras.Model, export_dir: str,
       class_names: None, or K str in label order, written to
         assets/class_names.txt (see `read_class_names`). Checked before
         anything is written.
+      randomization: None, or a sentence saying what a randomized model
+        draws on every call (`Defense.randomization()`), written into
+        serving_info.json and the signature's docstring.
     """
     export_dir = os.path.abspath(export_dir)
     if os.path.exists(export_dir):
@@ -160,7 +181,7 @@ def export_saved_model(network: keras.Model, export_dir: str,
             raise ValueError(
                 "`export_dir` must be a new folder, an empty one or an existing SavedModel. "
                 f"Received: export_dir={export_dir!r}")
-    serve = serving_function(network)
+    serve = serving_function(network, randomization)
     image_size = _image_size(network)
     num_classes = int(serve.get_concrete_function().structured_outputs["logits"].shape[-1])
     if class_names is not None:
@@ -174,7 +195,7 @@ def export_saved_model(network: keras.Model, export_dir: str,
         archive.add_endpoint(SERVING_ENDPOINT, serve)
         sources = _write_asset_sources(
             os.path.join(staging, "asset_sources"),
-            serving_info(image_size, num_classes, class_names), class_names)
+            serving_info(image_size, num_classes, class_names, randomization), class_names)
         _track_assets(archive, sources)
         written = os.path.join(staging, "saved_model")
         archive.write_out(written, verbose=False)
@@ -247,6 +268,8 @@ class ServingModel:
       num_classes: K, the number of logits.
       class_names: the K class names in label order, or None when the export
         has none (see `read_class_names`).
+      randomized: None for a deterministic model, else what it draws on
+        every call (serving_info.json's "randomized").
     """
 
     def __init__(self, export_dir: str):
@@ -268,6 +291,7 @@ class ServingModel:
         self.image_size = int(inputs["images"].shape[1])
         self.num_classes = int(outputs["logits"].shape[-1])
         self.class_names = read_class_names(export_dir)
+        self.randomized = read_serving_info(export_dir).get("randomized")
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             raise ValueError(
                 f"{CLASS_NAMES_ASSET} of {export_dir!r} must have K={self.num_classes} "
@@ -298,6 +322,15 @@ def read_class_names(export_dir: str) -> tuple[str, ...] | None:
         return None
     with open(path, encoding="utf-8") as f:
         return tuple(line.rstrip("\n") for line in f)
+
+
+def read_serving_info(export_dir: str) -> dict:
+    """serving_info.json of a SavedModel's assets ({} if it has none, as older exports)."""
+    path = os.path.join(export_dir, ASSETS_DIR, SERVING_INFO_ASSET)
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def load_serving_model(export_dir: str) -> ServingModel:

@@ -5,16 +5,24 @@
 - `terms.py`: `LossTerm` and `LossInputs`, the protocol between defenses and
   the trainer, and the cross-entropy, ALP and AT terms.
 - `pairing.py`: none, pat, alp, at, at_alp.
+- `gradient_regularization.py`: igr (input gradient regularization, Ross &
+  Doshi-Velez).
+- `randomized.py`: rat (randomized adversarial training, Araujo et al.) and
+  randomization (random resize and pad at inference, Xie et al. 2017).
 - `denoising.py`: fd (feature denoising, Xie et al. 2018).
+- `ensemble_diversity.py`: adp (adaptive diversity promoting, Pang et al.).
 - `registry.py`: `get_defense(name, **options)`, `register_defense(cls)`,
   `defense_config` / `defense_from_config` (the run_config.json form).
 """
 
 from tf_atalp.defenses.base import Defense
 from tf_atalp.defenses.denoising import FeatureDenoising
+from tf_atalp.defenses.ensemble_diversity import AdaptiveDiversityPromoting
+from tf_atalp.defenses.gradient_regularization import InputGradientRegularization
 from tf_atalp.defenses.pairing import (
     DEFAULT_ALPHA, DEFAULT_BETA, AttentionAndLogitPairing, AttentionPairing, LogitPairing,
     NoDefense, PGDTraining)
+from tf_atalp.defenses.randomized import Randomization, RandomizedAdversarialTraining
 from tf_atalp.defenses.registry import (
     defense_class, defense_config, defense_from_config, defense_names, get_defense,
     register_defense)
@@ -23,7 +31,8 @@ from tf_atalp.defenses.terms import (
     LossInputs, LossTerm)
 
 __all__ = [
-    "ADVERSARIAL", "AttentionAndLogitPairing", "AttentionPairing", "AttentionPairingTerm",
+    "ADVERSARIAL", "AdaptiveDiversityPromoting", "InputGradientRegularization",
+    "Randomization", "RandomizedAdversarialTraining", "AttentionAndLogitPairing", "AttentionPairing", "AttentionPairingTerm",
     "CE_TARGETS", "CLEAN", "CrossEntropyTerm", "DEFAULT_ALPHA", "DEFAULT_BETA", "Defense",
     "FeatureDenoising",
     "LogitPairing", "LogitPairingTerm", "LossInputs", "LossTerm", "NoDefense", "PGDTraining",

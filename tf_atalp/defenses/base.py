@@ -11,7 +11,10 @@ rebuilds it). It says
   needs at build time (input noise, denoising blocks);
 - `inference_model(network)`: the model that predicts at test time and is
   exported and attacked (the network itself unless the defense changes
-  prediction, e.g. random resizing at inference).
+  prediction, e.g. random resizing at inference);
+- `randomization()`: None for a deterministic model, else a sentence saying
+  what is drawn anew on every prediction (evaluation then uses expectation
+  over transformation and averages over draws; the export says so).
 
 Subclasses set the class attributes `name` and `description`.
 """
@@ -56,6 +59,10 @@ class Defense:
     def inference_model(self, network: keras.Model) -> keras.Model:
         """The model that predicts at test time (default: `network` itself)."""
         return network
+
+    def randomization(self) -> str | None:
+        """What is random at inference (a sentence), or None: the model is deterministic."""
+        return None
 
     def uses(self, which: str) -> bool:
         """Whether any term needs the CLEAN or ADVERSARIAL forward pass."""

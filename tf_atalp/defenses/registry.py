@@ -12,8 +12,11 @@ import dataclasses
 
 from tf_atalp.defenses.base import Defense
 from tf_atalp.defenses.denoising import FeatureDenoising
+from tf_atalp.defenses.ensemble_diversity import AdaptiveDiversityPromoting
+from tf_atalp.defenses.gradient_regularization import InputGradientRegularization
 from tf_atalp.defenses.pairing import (
     AttentionAndLogitPairing, AttentionPairing, LogitPairing, NoDefense, PGDTraining)
+from tf_atalp.defenses.randomized import Randomization, RandomizedAdversarialTraining
 
 _REGISTRY: dict[str, type[Defense]] = {}
 # Keys of older run_config.json files, renamed since.
@@ -32,7 +35,9 @@ def register_defense(defense_class: type[Defense]) -> type[Defense]:
 
 
 for _defense_class in (NoDefense, PGDTraining, LogitPairing, AttentionPairing,
-                       AttentionAndLogitPairing, FeatureDenoising):
+                       AttentionAndLogitPairing, InputGradientRegularization,
+                       RandomizedAdversarialTraining, Randomization, FeatureDenoising,
+                       AdaptiveDiversityPromoting):
     register_defense(_defense_class)
 
 

@@ -13,7 +13,13 @@ from tf_atalp.data.config import DataConfig
 from tf_atalp.data.images import RESIZE_MODES
 from tf_atalp.defenses import CE_TARGETS, DEFAULT_ALPHA, DEFAULT_BETA, defense_names, get_defense
 from tf_atalp.models import DEPTHS, GROUP_NAMES, MIN_IMAGE_SIZE, STEMS
+from tf_atalp.defenses.ensemble_diversity import (
+    DEFAULT_ENTROPY_WEIGHT, DEFAULT_LOG_DET_WEIGHT, DEFAULT_MEMBERS)
+from tf_atalp.defenses.gradient_regularization import DEFAULT_IGR_LAMBDA
+from tf_atalp.defenses.randomized import DEFAULT_NOISE_DISTRIBUTION, DEFAULT_NOISE_SCALE
 from tf_atalp.models.denoising import NONLOCAL_MODES
+from tf_atalp.models.layers import NOISE_DISTRIBUTIONS
+from tf_atalp.models.randomization import DEFAULT_SIZE_RATIO, INTERPOLATIONS
 from tf_atalp.training.config import (
     ARCHITECTURES, OPTIMIZERS, ModelConfig, RunConfig, TrainConfig)
 from tf_atalp.training.precision import AUTO, PRECISIONS
@@ -69,6 +75,25 @@ def define_train_flags() -> None:
                       "fd: the conv groups followed by a non-local denoising block.")
     flags.DEFINE_enum("denoise_mode", "embedded_gaussian", list(NONLOCAL_MODES),
                       "fd: the denoising blocks' affinity (Xie et al.'s code: embedded_gaussian).")
+    flags.DEFINE_float("igr_lambda", DEFAULT_IGR_LAMBDA,
+                       "igr: weight of the squared input-gradient norm (Ross & Doshi-Velez's "
+                       "MNIST choice, converted to a per-example mean).", lower_bound=0.0)
+    flags.DEFINE_enum("noise_distribution", DEFAULT_NOISE_DISTRIBUTION, list(NOISE_DISTRIBUTIONS),
+                      "rat: the input noise, drawn at training and inference.")
+    flags.DEFINE_float("noise_scale", DEFAULT_NOISE_SCALE,
+                       "rat: noise stddev (gaussian), scale (laplace) or half-width (uniform), "
+                       "pixel units.", lower_bound=0.0, upper_bound=1.0)
+    flags.DEFINE_float("size_ratio", DEFAULT_SIZE_RATIO,
+                       "randomization: padded size / image size (Xie et al.: 331/299).")
+    flags.DEFINE_enum("resize_interpolation", "nearest", list(INTERPOLATIONS),
+                      "randomization: how the image is resized (Xie et al.: nearest).")
+    flags.DEFINE_integer("members", DEFAULT_MEMBERS, "adp: ensemble members.", lower_bound=2)
+    flags.DEFINE_float("adp_alpha", DEFAULT_ENTROPY_WEIGHT,
+                       "adp: weight of the ensemble entropy (Pang et al.'s code: 2).",
+                       lower_bound=0.0)
+    flags.DEFINE_float("adp_beta", DEFAULT_LOG_DET_WEIGHT,
+                       "adp: weight of the log-determinant (Pang et al.'s code: 0.5).",
+                       lower_bound=0.0)
     # Training attack (PGD).
     flags.DEFINE_float("epsilon", 8 / 255, "L-inf radius of training PGD, pixel units [0, 1].",
                        lower_bound=0.0, upper_bound=1.0)
@@ -145,7 +170,11 @@ def run_config_from_flags(values=None) -> RunConfig:
     defense = get_defense(f.defense, alpha=f.alpha, beta=f.beta,
                           attention_groups=tuple(f.attention_groups), p=f.attention_p,
                           ce_on=f.ce_on, denoise_groups=tuple(f.denoise_groups),
-                          denoise_mode=f.denoise_mode)
+                          denoise_mode=f.denoise_mode, igr_lambda=f.igr_lambda,
+                          noise_distribution=f.noise_distribution, noise_scale=f.noise_scale,
+                          size_ratio=f.size_ratio, interpolation=f.resize_interpolation,
+                          members=f.members, entropy_weight=f.adp_alpha,
+                          log_det_weight=f.adp_beta)
     attack = PGD(epsilon=f.epsilon, step_size=f.step_size, iterations=f.pgd_iterations,
                  random_start=f.random_start, objective=f.pgd_objective,
                  jit_compile=f.attack_jit_compile)

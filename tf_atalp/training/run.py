@@ -393,7 +393,8 @@ def _train(prepared: PreparedRun, role: WorkerRole, write_dir: str, verbose) -> 
         if config.train.export_saved_model:
             export_saved_model(config.defense.inference_model(network),
                                os.path.join(model_dir, SAVED_MODEL_DIR),
-                               class_names=prepared.info.class_names)
+                               class_names=prepared.info.class_names,
+                               randomization=config.defense.randomization())
     finally:
         keras.mixed_precision.set_global_policy("float32")
     plot_training_curves(history_path, os.path.join(model_dir, TRAINING_CURVES_FILE))
