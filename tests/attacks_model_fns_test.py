@@ -76,6 +76,14 @@ class ExpectationOverTransformationTest(tf.test.TestCase):
         self.assertLessEqual(np.abs(result.adversarial_images.numpy() - images).max(), 0.1 + 1e-6)
         self.assertEqual(eot(images).shape, (len(labels), NUM_CLASSES))
 
+    def test_one_eot_wrapper_per_model_and_sample_count(self):
+        model = conv_model()
+        first = attacks.expectation_over_transformation(model, 4)
+        self.assertIs(attacks.expectation_over_transformation(model, 4), first)
+        self.assertIsNot(attacks.expectation_over_transformation(model, 5), first)
+        self.assertEqual(first.samples, 4)
+        self.assertIs(first.model_fn, attacks.inference_logits(model))
+
     def test_samples_must_be_positive(self):
         with self.assertRaisesRegex(ValueError, "`samples` must be an int >= 1"):
             attacks.ExpectationOverTransformation(lambda x: x, 0)

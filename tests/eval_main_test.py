@@ -115,6 +115,32 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(document["dataset"]["num_examples"], 16)
         self.assertEqual(document["results"][0]["random_start"], False)
 
+    def test_a_randomized_model_is_evaluated_with_eot_over_repeated_draws(self):
+        model_dir = os.path.join(temporary_folder(self), "rat")
+        make_model_dir(model_dir, defense="rat")
+        run = run_eval_main(f"--model_dir={model_dir}", "--epsilons=0.03", "--iterations=2",
+                            "--max_examples=16", "--eot_samples=3", "--random_draws=2")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        with open(os.path.join(model_dir, "eval_results.json")) as f:
+            document = json.load(f)
+        randomized = document["randomized"]
+        self.assertIn("noise", randomized["randomization"])
+        self.assertEqual((randomized["eot_samples"], randomized["random_draws"]), (3, 2))
+        self.assertLen(randomized["clean_accuracy"]["values"], 2)
+        self.assertAllClose(document["clean_accuracy"],
+                            sum(randomized["clean_accuracy"]["values"]) / 2)
+        self.assertEqual(document["settings"]["eot_samples"], 3)
+        self.assertIn("expectation over 3 draws", run.stdout)
+        self.assertIn("std", run.stdout)
+        # The SavedModel says it is randomized, so evaluating it picks EoT by default.
+        saved = run_eval_main(f"--model_dir={model_dir}/saved_model", "--dataset=synthetic",
+                              "--epsilons=0.03", "--iterations=1", "--max_examples=8",
+                              "--random_draws=1",
+                              f"--results_file={os.path.join(model_dir, 'served.json')}")
+        self.assertEqual(saved.returncode, 0, saved.stderr)
+        with open(os.path.join(model_dir, "served.json")) as f:
+            self.assertEqual(json.load(f)["randomized"]["eot_samples"], 30)
+
     @parameterized.named_parameters(
         ("epsilon_above_one", ["--epsilons=1.5"], r"`epsilons` must be in \[0, 1\]"),
         ("zero_iterations", ["--iterations=0"], "`iterations` must be counts >= 1"))

@@ -31,33 +31,40 @@ def temporary_folder(test_case) -> str:
     return test_case.enterContext(folder)
 
 
-def tiny_resnet(seed=0) -> keras.Model:
-    """ResNet-10, width 8, 4 classes, 32-pixel images (dict outputs)."""
+def tiny_resnet(seed=0, **options) -> keras.Model:
+    """ResNet-10, width 8, 4 classes, 32-pixel images (dict outputs); `options` of build_resnet."""
     keras.utils.set_random_seed(seed)
-    return build_resnet(10, num_classes=NUM_CLASSES, image_size=IMAGE_SIZE, width=8)
+    return build_resnet(10, num_classes=NUM_CLASSES, image_size=IMAGE_SIZE, width=8, **options)
 
 
-def tiny_run_config(model_dir: str) -> RunConfig:
-    """An AT+ALP run on the synthetic dataset with the tiny ResNet."""
+def tiny_run_config(model_dir: str, defense: str = "at_alp") -> RunConfig:
+    """A run of `defense` (default AT+ALP) on the synthetic dataset with the tiny ResNet."""
     return RunConfig(
         data=DataConfig(dataset="synthetic", image_size=IMAGE_SIZE, batch_size=32,
                         synthetic_train_size=128, synthetic_test_size=TEST_SIZE,
                         synthetic_num_classes=NUM_CLASSES),
         model=ModelConfig(architecture="resnet", depth=10, width=8, num_classes=NUM_CLASSES,
                           image_size=IMAGE_SIZE),
-        defense=get_defense("at_alp"),
+        defense=get_defense(defense),
         attack=PGD(epsilon=8 / 255, step_size=2 / 255, iterations=2),
         train=TrainConfig(model_dir=model_dir, epochs=1))
 
 
 def make_model_dir(model_dir: str, network: keras.Model | None = None,
-                   finished: bool = True) -> keras.Model:
-    """Writes a finished (or, with finished=False, an interrupted) training model_dir."""
-    network = network or tiny_resnet()
+                   finished: bool = True, defense: str = "at_alp") -> keras.Model:
+    """Writes a finished (or, with finished=False, an interrupted) training model_dir.
+
+    `defense` names the trained defense: the network is built with its model
+    options and exported through its inference model, as train_main does.
+    """
+    run_config = tiny_run_config(model_dir, defense)
+    network = network or tiny_resnet(**run_config.defense.model_options())
     os.makedirs(os.path.join(model_dir, CHECKPOINTS_DIR), exist_ok=True)
-    save_run_config(tiny_run_config(model_dir), model_dir)
+    save_run_config(run_config, model_dir)
     network.save_weights(os.path.join(model_dir, CHECKPOINTS_DIR, "epoch_001.weights.h5"))
     if finished:
         network.save(os.path.join(model_dir, MODEL_FILE))
-        export_saved_model(network, os.path.join(model_dir, SAVED_MODEL_DIR))
+        export_saved_model(run_config.defense.inference_model(network),
+                           os.path.join(model_dir, SAVED_MODEL_DIR),
+                           randomization=run_config.defense.randomization())
     return network

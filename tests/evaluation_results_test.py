@@ -11,7 +11,8 @@ import tf_atalp
 from tests.evaluation_fixtures import temporary_folder
 from tf_atalp.attacks import PGD, Restarts
 from tf_atalp.evaluation import format_table, results_document, write_results
-from tf_atalp.evaluation.results import can_reach_boundary, weak_cells
+from tf_atalp.evaluation.results import (
+    average_over_draws, can_reach_boundary, randomized_section, weak_cells)
 
 
 def pgd_attack(*args, restarts=1, **kwargs):
@@ -115,6 +116,58 @@ class ResultsDocumentTest(tf.test.TestCase):
         self.assertEqual(stamp.utcoffset(), datetime.timedelta(0))
         self.assertIn("worst_iterate_accuracy", doc["definitions"])
         self.assertEqual(json.loads(json.dumps(doc)), doc)
+
+
+class RandomDrawsTest(tf.test.TestCase):
+
+    def two_draws(self):
+        first, second = evaluation(), evaluation()
+        second["clean_correct"], second["clean_accuracy"] = 13, 13 / 20
+        second["attacks"][0]["correct"] = [6, 5]
+        second["attacks"][0]["accuracy"] = [6 / 20, 5 / 20]
+        second["worst_case"][0]["robust_correct"] = 3
+        second["worst_case"][0]["robust_accuracy"] = 3 / 20
+        return [first, second]
+
+    def test_average_is_the_mean_of_every_count_and_accuracy(self):
+        averaged = average_over_draws(self.two_draws())
+        self.assertEqual(averaged["clean_correct"], 14)
+        self.assertAllClose(averaged["clean_accuracy"], 14 / 20)
+        self.assertEqual(averaged["attacks"][0]["correct"], [7, 7])
+        self.assertAllClose(averaged["attacks"][0]["accuracy"], [7 / 20, 7 / 20])
+        self.assertEqual(averaged["attacks"][1]["correct"], [3, 2])  # equal in both draws
+        self.assertAllClose(averaged["worst_case"][0]["robust_accuracy"], 5 / 20)
+        self.assertEqual(averaged["num_examples"], 20)
+        self.assertIs(average_over_draws([evaluation()])["attacks"][0]["attack"].__class__,
+                      Restarts)
+
+    def test_section_reports_mean_spread_and_values(self):
+        section = randomized_section(self.two_draws(), "noise", eot_samples=30)
+        self.assertEqual((section["eot_samples"], section["random_draws"]), (30, 2))
+        self.assertAllClose(section["clean_accuracy"]["mean"], 0.7)
+        self.assertAllClose(section["clean_accuracy"]["std"], 0.05)  # population std of .75, .65
+        robust = section["robust_accuracy"][0]
+        self.assertEqual(robust["epsilon"], 0.25)
+        self.assertAllClose(robust["values"], [0.35, 0.15])
+        self.assertAllClose(robust["std"], 0.1)
+
+    def test_document_and_table_of_a_randomized_model(self):
+        draws = self.two_draws()
+        doc = results_document(
+            average_over_draws(draws), dataset={"name": "synthetic", "split": "test"},
+            model={"path": "/runs/a", "format": "keras"}, command=["eval_main.py"],
+            randomized=randomized_section(draws, "noise on every call", eot_samples=30))
+        self.assertEqual(doc["randomized"]["randomization"], "noise on every call")
+        self.assertIn("randomized", doc["definitions"])
+        table = format_table(doc)
+        self.assertIn("Randomized model (noise on every call)", table)
+        self.assertIn("averages 30 draws (EoT)", table)
+        self.assertIn("epsilon 0.25: 0.2500 (5/20), std 0.1000 over repetitions", table)
+        self.assertIsNone(document()["randomized"])
+
+    def test_draws_of_different_sizes_are_refused(self):
+        with self.assertRaisesRegex(ValueError, "same examples"):
+            average_over_draws([evaluation(20), evaluation(10)])
 
 
 class WriteResultsTest(tf.test.TestCase):

@@ -8,7 +8,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from tests.evaluation_fixtures import temporary_folder
-from tf_atalp.attacks import PGD, Restarts, WorstCase
+from tf_atalp.attacks import PGD, Restarts, WorstCase, inference_logits
 from tf_atalp.evaluation import evaluate_robustness
 from tf_atalp.export import export_saved_model, load_serving_model
 
@@ -116,6 +116,60 @@ class LinearModelTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(result["attacks"][0]["record_at"], [iterations])
         self.assertEqual(result["attacks"][0]["correct"], [int(np.sum(worst > 0))])
         self.assertAllClose(result["attacks"][0]["accuracy"], [np.mean(worst > 0)])
+
+
+class CountingModel:
+    """A model that counts the examples it has run forward (a tf.Variable, so traced code counts)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.examples = tf.Variable(0, dtype=tf.int64)
+
+    def __call__(self, images, training=False):
+        self.examples.assign_add(tf.cast(tf.shape(images)[0], tf.int64))
+        return self.model(images, training=training)
+
+
+class DropBrokenExamplesTest(tf.test.TestCase, parameterized.TestCase):
+
+    @parameterized.parameters((25, 1, True), (40, 2, True), (7, 1, False), (0, 1, True))
+    def test_dropping_broken_examples_changes_no_worst_iterate_number(self, iterations,
+                                                                       restarts, random_start):
+        model = conv_model()
+        images, labels = conv_data(model, n=48)
+        dataset = dataset_of(images, labels)
+        record_at = sorted({0, iterations // 2, iterations})
+
+        def evaluate(early_stop):
+            counting = CountingModel(model)
+            attack = pgd_attack(0.05, 0.004, iterations, random_start=random_start,
+                                restarts=restarts, early_stop=early_stop)
+            result = evaluate_robustness(counting, dataset, [attack], record_at, seed=3)
+            return result, int(counting.examples.numpy())
+
+        full, full_cost = evaluate(False)
+        dropped, dropped_cost = evaluate(True)
+        for key in ("worst_iterate_correct", "per_class_worst_iterate_correct"):
+            self.assertEqual(dropped["attacks"][0][key], full["attacks"][0][key])
+        self.assertEqual(dropped["worst_case"][0]["robust_correct"],
+                         full["worst_case"][0]["robust_correct"])
+        self.assertEqual(dropped["clean_correct"], full["clean_correct"])
+        # Dropped examples count as fooled from then on: accuracy equals worst-iterate.
+        self.assertEqual(dropped["attacks"][0]["correct"],
+                         dropped["attacks"][0]["worst_iterate_correct"])
+        if iterations >= 20:
+            # Examples fooled early (a quarter start misclassified) are not attacked further.
+            self.assertLess(dropped_cost, full_cost)
+        self.assertIn("early_stop", dropped["attacks"][0]["attack"].describe())
+
+    def test_adversarial_images_stay_in_the_ball(self):
+        model = conv_model()
+        images, labels = conv_data(model, n=16)
+        result = PGD(0.05, 0.01, 30, early_stop=True).attack(
+            inference_logits(model), images, labels, seed=0, record_at=[0, 30])
+        adversarial = result.adversarial_images.numpy()
+        self.assertLessEqual(np.max(np.abs(adversarial - images)), 0.05 + 1e-6)
+        self.assertAllInRange(adversarial, 0.0, 1.0)
 
 
 class GuaranteesTest(tf.test.TestCase, parameterized.TestCase):

@@ -28,7 +28,7 @@ FORMAT_VERSION = 1
 # What makes two figures the same measurement (a newer one replaces an older one).
 _FIGURE_KEY = ("kind", "threat_model", "attack", "norm", "epsilon", "step_size", "iterations",
                "run_iterations", "restarts", "random_start", "objective", "dataset", "split",
-               "num_examples")
+               "num_examples", "eot_samples")
 
 
 def _read_json(path: str) -> dict | None:
@@ -41,8 +41,12 @@ def _read_json(path: str) -> dict | None:
 def _figures(document: dict, results_path: str | None) -> list[dict]:
     """The robustness figures of one results document (eval_results.json), card-ready."""
     data = document["dataset"]
+    randomized = document.get("randomized") or {}
     common = {"dataset": data["name"], "split": data["split"],
-              "date_utc": document.get("timestamp_utc"), "results_file": results_path}
+              "date_utc": document.get("timestamp_utc"), "results_file": results_path,
+              # Randomized models: attacked and scored with EoT, averaged over repetitions.
+              "eot_samples": randomized.get("eot_samples"),
+              "random_draws": randomized.get("random_draws")}
     figures = []
     for point in document["results"]:
         figures.append({
@@ -146,6 +150,12 @@ def _weak_mark(figure: dict) -> str:
     return "*" if figure.get("can_reach_boundary") is False else ""
 
 
+def _attack_name(figure: dict) -> str:
+    """The attack, with "+eotN" when a randomized model was attacked with EoT over N draws."""
+    samples = figure.get("eot_samples")
+    return figure["attack"] + (f"+eot{samples}" if samples and samples > 1 else "")
+
+
 def format_model_card(card: dict) -> str:
     """The card as text: what the model is, then one row per robustness figure."""
     defense = dict(card["defense"])
@@ -169,13 +179,17 @@ def format_model_card(card: dict) -> str:
     for f in sorted(card["robustness"], key=lambda f: (f["threat_model"], f["epsilon"],
                                                         f["kind"], f["iterations"] or 0)):
         lines.append(
-            f"{f['threat_model']:<13} {f['kind']:<13} {f['attack']:<7} {_number(f['epsilon']):<9} "
+            f"{f['threat_model']:<13} {f['kind']:<13} {_attack_name(f):<7} "
+            f"{_number(f['epsilon']):<9} "
             f"{_number(f.get('step_size'), 5):<9} {_number(f['iterations']):<6} "
             f"{_number(f.get('restarts')):<9} {_number(f['num_examples']):<6} "
             f"{_number(f['accuracy']) + _weak_mark(f):<9} "
             f"{_number(f.get('worst_iterate_accuracy')):<11} {f.get('date_utc') or '-'}")
     if not card["robustness"]:
         lines.append("(no robustness figure yet: run eval_main.py on this model_dir)")
+    if any((f.get("eot_samples") or 1) > 1 for f in card["robustness"]):
+        lines.append("+eotN: a randomized model, attacked and scored with the mean of N draws per "
+                     "gradient and prediction; accuracies are means over repeated evaluations.")
     if any(_weak_mark(f) for f in card["robustness"]):
         lines.append("* step x iterations < epsilon: the attack cannot reach the epsilon boundary "
                      "from the clean image; a weaker attack than its epsilon says.")

@@ -14,8 +14,8 @@ Pixel units on [0, 1] images throughout.
 from tf_atalp.attacks.base import Attack, AttackResult, ModelFn
 from tf_atalp.attacks.composite import Restarts, WorstCase, restart_seed
 from tf_atalp.attacks.model_fns import (
-    ExpectationOverTransformation, ModelLogits, inference_logits, objective_and_gradient,
-    training_logits)
+    ExpectationOverTransformation, ModelLogits, expectation_over_transformation,
+    inference_logits, objective_and_gradient, training_logits)
 from tf_atalp.attacks.objectives import (
     OBJECTIVES, cross_entropy_objective, get_objective, margin_objective)
 from tf_atalp.attacks.pgd import (
@@ -25,7 +25,7 @@ from tf_atalp.attacks.pgd import (
 __all__ = [
     "Attack", "AttackResult", "ExpectationOverTransformation", "FGSM", "ModelFn",
     "ModelLogits", "OBJECTIVES", "PGD", "PGDConfig", "Restarts", "WorstCase",
-    "cross_entropy_objective", "fgsm", "get_objective", "inference_logits", "linf_project",
+    "cross_entropy_objective", "expectation_over_transformation", "fgsm", "get_objective", "inference_logits", "linf_project",
     "margin_objective", "objective_and_gradient", "pgd", "pgd_from_config", "pgd_with_trace",
     "random_start", "restart_seed", "training_logits",
 ]

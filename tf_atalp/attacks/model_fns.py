@@ -10,6 +10,9 @@ never of the attack:
     ExpectationOverTransformation(model_fn, samples)
                               for randomized models: the gradient of the
                               objective is averaged over `samples` draws
+    expectation_over_transformation(model, samples)
+                              the same around inference_logits(model),
+                              one instance per (model, samples)
 
 Gradient attacks ask `objective_and_gradient(model_fn, objective, ...)` for
 the input gradient; a wrapper that defines its own gradient (EoT; BPDA
@@ -121,3 +124,20 @@ class ExpectationOverTransformation:
 
     def describe(self) -> dict:
         return {"wrapper": "expectation_over_transformation", "samples": self.samples}
+
+
+def expectation_over_transformation(model: Callable, samples: int
+                                    ) -> ExpectationOverTransformation:
+    """`ExpectationOverTransformation(inference_logits(model), samples)`, one per (model, samples).
+
+    Reusing the instance lets compiled attacks reuse their trace (an EoT
+    graph holds `samples` unrolled passes, so tracing it is slow).
+    """
+    try:
+        per_model = _wrapped.setdefault(model, {})
+    except TypeError:
+        return ExpectationOverTransformation(inference_logits(model), samples)
+    key = ("eot", samples)
+    if key not in per_model:
+        per_model[key] = ExpectationOverTransformation(inference_logits(model), samples)
+    return per_model[key]

@@ -22,6 +22,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tf_atalp.attacks.base import AttackResult, check_images, correct_predictions
@@ -74,8 +75,12 @@ def _not_yet_fooled(logits, labels, targeted):
 
 
 def _pgd_loop(model_fn, clean_images, labels, epsilon, step_size, iterations, record_at,
-              *, random_init, objective, targeted, trace, seed):
-    """The attack loop; `iterations` and `record_at` are tensors (no retrace)."""
+              *, random_init, objective, targeted, trace, seed, start=None):
+    """The attack loop; `iterations` and `record_at` are tensors (no retrace).
+
+    `start`: the first iterate (continuing an earlier run), else the random
+    start or the clean images.
+    """
     clean_images = tf.cast(clean_images, tf.float32)
     labels = tf.cast(labels, tf.int32)
     epsilon = tf.cast(epsilon, tf.float32)
@@ -86,7 +91,10 @@ def _pgd_loop(model_fn, clean_images, labels, epsilon, step_size, iterations, re
     def signed_objective(logits, attack_labels):
         return sign * objective_fn(logits, attack_labels)
 
-    images = random_start(clean_images, epsilon, seed) if random_init else clean_images
+    if start is not None:
+        images = tf.cast(start, tf.float32)
+    else:
+        images = random_start(clean_images, epsilon, seed) if random_init else clean_images
     batch = tf.shape(labels)[0]
     correct_at = tf.ones([tf.shape(record_at)[0], batch], tf.bool)
 
@@ -107,6 +115,8 @@ def _pgd_loop(model_fn, clean_images, labels, epsilon, step_size, iterations, re
 
 
 _compiled_loops: dict[bool, Callable] = {}
+# With early stop, the examples that have been fooled are dropped every this many steps.
+EARLY_STOP_SEGMENT = 10
 
 
 def _compiled_loop(jit_compile: bool) -> Callable:
@@ -143,6 +153,12 @@ class PGD:
       targeted: move towards `target_labels` instead of away from the labels.
       jit_compile: compile the loop with XLA. How the attack runs, not what it
         computes: left out of `describe()`.
+      early_stop: with `record_at`, stop attacking an example once an iterate
+        has fooled the model (checked every EARLY_STOP_SEGMENT steps; run
+        eagerly, not inside a `tf.function`). Worst-iterate accuracy is
+        exactly that of attacking every example to the end; the accuracy at
+        a later count k counts such an example as fooled (the attacker keeps
+        the point that fooled the model), so it equals worst-iterate accuracy.
     """
 
     epsilon: float
@@ -152,6 +168,7 @@ class PGD:
     objective: str = "cross_entropy"
     targeted: bool = False
     jit_compile: bool = False
+    early_stop: bool = False
 
     def __post_init__(self):
         if not 0.0 <= self.epsilon <= 1.0:
@@ -181,6 +198,10 @@ class PGD:
                 raise ValueError(
                     f"`record_at` must lie in [0, iterations={self.iterations}]. "
                     f"Received: record_at={record_at}")
+        if self.early_stop and record_at is not None and tf.executing_eagerly():
+            return self._attack_with_early_stop(
+                model_fn, images, _attack_labels(labels, self.targeted, target_labels), seed,
+                record_at)
         record_tensor = tf.constant(record_at or [], tf.int32)
         adversarial, correct_at = _compiled_loop(self.jit_compile)(
             model_fn, images, _attack_labels(labels, self.targeted, target_labels),
@@ -191,12 +212,53 @@ class PGD:
             return AttackResult(adversarial)
         return AttackResult(adversarial, record_tensor, correct_at)
 
+    def _attack_with_early_stop(self, model_fn, images, attack_labels, seed,
+                                record_at: list[int]) -> AttackResult:
+        """`attack` in segments of EARLY_STOP_SEGMENT steps, each on the examples not yet fooled.
+
+        The random start is drawn for the whole batch (as without early stop),
+        so every example follows the same path as in one full run until it is
+        dropped.
+        """
+        clean = tf.cast(images, tf.float32)
+        epsilon = tf.constant(self.epsilon, tf.float32)
+        current = (random_start(clean, epsilon, seed_tensor(seed)) if self.random_start
+                   else clean).numpy()
+        record = np.asarray(record_at)
+        correct = np.ones([len(record), current.shape[0]], bool)
+        active = np.arange(current.shape[0])
+        loop = _compiled_loop(self.jit_compile)
+        boundaries = sorted(set(range(0, self.iterations, EARLY_STOP_SEGMENT))
+                            | {self.iterations})
+        for begin, end in zip(boundaries[:1] + boundaries[:-1], boundaries):
+            if begin == end and begin > 0 or active.size == 0:
+                continue
+            steps = end - begin
+            adversarial, correct_at = loop(
+                model_fn, tf.gather(clean, active), tf.gather(attack_labels, active),
+                self.epsilon, self.step_size, tf.constant(steps, tf.int32),
+                tf.range(steps + 1, dtype=tf.int32), random_init=False,
+                objective=self.objective, targeted=self.targeted, trace=True, seed=None,
+                start=tf.constant(current[active]))
+            correct_at = correct_at.numpy()  # [steps + 1, active]: every iterate begin..end
+            current[active] = adversarial.numpy()
+            rows = np.flatnonzero((record >= begin) & (record <= end))
+            correct[np.ix_(rows, active)] = correct_at[record[rows] - begin]
+            fooled = ~correct_at.all(axis=0)
+            correct[np.ix_(np.flatnonzero(record > end), active[fooled])] = False
+            active = active[~fooled]
+        return AttackResult(tf.constant(current), tf.constant(record, tf.int32),
+                            tf.constant(correct))
+
     def describe(self) -> dict:
         """The attack's settings as a JSON-ready dict."""
-        return {"attack": "pgd", "norm": "linf", "epsilon": self.epsilon,
-                "step_size": self.step_size, "iterations": self.iterations,
-                "random_start": self.random_start, "objective": self.objective,
-                "targeted": self.targeted}
+        described = {"attack": "pgd", "norm": "linf", "epsilon": self.epsilon,
+                     "step_size": self.step_size, "iterations": self.iterations,
+                     "random_start": self.random_start, "objective": self.objective,
+                     "targeted": self.targeted}
+        if self.early_stop:
+            described["early_stop"] = True
+        return described
 
     def get_config(self) -> dict:
         return dataclasses.asdict(self)

@@ -17,6 +17,10 @@ from tf_atalp.validation import check
 PAPER_EPSILONS = (0.25, 0.5)
 PAPER_ITERATIONS = (10, 20, 50, 100, 200)
 PAPER_STEP_SIZE = 1 / 256
+# Athalye et al. 2018 attacked Xie et al.'s randomization with the mean gradient of 30 draws
+# (anishathalye/obfuscated-gradients, randomization/robustml_attack.py: sample_size=30).
+DEFAULT_EOT_SAMPLES = 30
+DEFAULT_RANDOM_DRAWS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +46,20 @@ class EvalConfig:
         subset (classes take turns, each giving its next example in split
         order), recorded in the results.
       seed: seed of the random starts.
+      drop_broken: stop attacking an example once an iterate has fooled the
+        model (checked every 10 steps): worst-iterate and robust accuracy
+        are exactly those of attacking every example to the end, in less
+        time; the accuracy after k steps then counts such an example as
+        fooled (it equals worst-iterate accuracy). False attacks every
+        example for every step (the accuracy at k of each iterate itself).
       jit_compile: compile the PGD loop with XLA.
+      eot_samples: draws per gradient and per prediction (expectation over
+        transformation, Athalye et al.) for a randomized model; None: 1 for
+        a deterministic model, DEFAULT_EOT_SAMPLES for a randomized one.
+      random_draws: how many times the whole evaluation is repeated (each
+        with new random draws and random starts); numbers are reported as
+        the mean and spread over them. None: 1 for a deterministic model,
+        DEFAULT_RANDOM_DRAWS for a randomized one.
       results_file: the JSON written; default <model_dir>/eval_results.json
         (`model_dir.EVAL_RESULTS_FILE`) for a training model_dir, required
         otherwise.
@@ -62,7 +79,10 @@ class EvalConfig:
     batch_size: int = 64
     max_examples: int | None = None
     seed: int = 0
+    drop_broken: bool = True
     jit_compile: bool = False
+    eot_samples: int | None = None
+    random_draws: int | None = None
     results_file: str | None = None
 
     def __post_init__(self):
@@ -92,6 +112,9 @@ class EvalConfig:
         check(self.objective in OBJECTIVES,
                f"`objective` must be one of {OBJECTIVES}. Received: objective={self.objective!r}")
         check(self.seed >= 0, f"`seed` must be >= 0. Received: seed={self.seed}")
+        for name in ("eot_samples", "random_draws"):
+            value = getattr(self, name)
+            check(value is None or value >= 1, f"`{name}` must be >= 1. Received: {name}={value}")
 
     def _check_data_fields(self):
         check(self.split in SPLITS,

@@ -43,7 +43,19 @@ def define_eval_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          "Evaluate N examples of the split: a class-balanced subset (classes "
                          "take turns, in split order).", **define)
     flags.DEFINE_integer("seed", 0, "Seed of the random starts.", **define)
+    flags.DEFINE_bool("drop_broken", True,
+                      "Stop attacking an example once PGD has fooled the model (worst-iterate "
+                      "and robust accuracy unchanged, faster; accuracy after k steps then "
+                      "equals worst-iterate accuracy).", **define)
     flags.DEFINE_bool("jit_compile", False, "Compile the PGD loop with XLA.", **define)
+    flags.DEFINE_integer("eot_samples", None,
+                         "Draws averaged per gradient and prediction (EoT) for a randomized "
+                         "model; default: 1, or 30 (Athalye et al.) when the model is "
+                         "randomized.", **define)
+    flags.DEFINE_integer("random_draws", None,
+                         "Repeat the evaluation this many times with new random draws and "
+                         "report mean and spread; default: 1, or 3 for a randomized model.",
+                         **define)
     flags.DEFINE_string("results_file", None, "The results JSON; default: "
                         f"<model_dir>/{EVAL_RESULTS_FILE} for a training model_dir.", **define)
     flags.mark_flag_as_required("model_dir", flag_values=flag_values)
@@ -68,4 +80,6 @@ def eval_config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> EvalC
         iterations=_numbers("iterations", f.iterations, int), step_size=f.step_size,
         restarts=f.restarts, random_start=f.random_start, objective=f.objective,
         batch_size=f.batch_size, max_examples=f.max_examples, seed=f.seed,
-        jit_compile=f.jit_compile, results_file=f.results_file)
+        drop_broken=f.drop_broken,
+        jit_compile=f.jit_compile, eot_samples=f.eot_samples, random_draws=f.random_draws,
+        results_file=f.results_file)

@@ -12,8 +12,10 @@ import os
 
 from tf_atalp.attacks import PGD, Restarts
 from tf_atalp.data import DataConfig, validate_data_config
-from tf_atalp.evaluation.config import PAPER_EPSILONS, EvalConfig
+from tf_atalp.evaluation.config import (
+    DEFAULT_EOT_SAMPLES, DEFAULT_RANDOM_DRAWS, PAPER_EPSILONS, EvalConfig)
 from tf_atalp.evaluation.loading import ModelSource, find_model
+from tf_atalp.export import read_serving_info
 from tf_atalp.model_dir import EVAL_RESULTS_FILE
 from tf_atalp.models import MIN_IMAGE_SIZE
 from tf_atalp.training.config import RunConfig, load_run_config
@@ -28,6 +30,16 @@ def default_epsilons(run_config: RunConfig | None) -> tuple[float, ...]:
     return tuple(sorted(epsilons))
 
 
+def model_randomization(source: ModelSource, run_config: RunConfig | None) -> str | None:
+    """What the model draws on every prediction (None: deterministic, or not known).
+
+    From serving_info.json for a SavedModel, else from the trained defense.
+    """
+    if source.format == "saved_model":
+        return read_serving_info(source.model_path).get("randomized")
+    return run_config.defense.randomization() if run_config is not None else None
+
+
 @dataclasses.dataclass(frozen=True)
 class PreparedEvaluation:
     """A checked evaluation.
@@ -38,6 +50,9 @@ class PreparedEvaluation:
       run_config: the training RunConfig beside the model, or None.
       epsilons: the radii to attack (config.epsilons, or `default_epsilons`).
       results_path: where the results JSON goes.
+      randomization: what a randomized model draws per prediction, or None.
+      eot_samples: draws averaged per gradient and prediction (1: plain).
+      random_draws: repetitions of the whole evaluation.
     """
 
     config: EvalConfig
@@ -45,6 +60,9 @@ class PreparedEvaluation:
     run_config: RunConfig | None
     epsilons: tuple[float, ...]
     results_path: str
+    randomization: str | None = None
+    eot_samples: int = 1
+    random_draws: int = 1
 
     def attacks(self) -> list:
         """One untargeted PGD attack per epsilon (with its restarts), each of max(iterations) steps."""
@@ -52,7 +70,8 @@ class PreparedEvaluation:
         return [Restarts(PGD(epsilon=epsilon, step_size=config.step_size,
                              iterations=max(config.iterations),
                              random_start=config.random_start, objective=config.objective,
-                             jit_compile=config.jit_compile), config.restarts)
+                             jit_compile=config.jit_compile, early_stop=config.drop_broken),
+                         config.restarts)
                 for epsilon in self.epsilons]
 
     def data_config(self, image_size: int, num_classes: int | None) -> DataConfig:
@@ -90,8 +109,13 @@ def prepare_evaluation(config: EvalConfig) -> PreparedEvaluation:
           f"`dataset` must be set: {config.model_dir!r} has no run_config.json to take "
           "the training dataset from. Received: dataset=None")
     results_path = config.results_file or os.path.join(source.path, EVAL_RESULTS_FILE)
-    prepared = PreparedEvaluation(config, source, run_config,
-                                  config.epsilons or default_epsilons(run_config), results_path)
+    randomization = model_randomization(source, run_config)
+    randomized = randomization is not None
+    prepared = PreparedEvaluation(
+        config, source, run_config, config.epsilons or default_epsilons(run_config),
+        results_path, randomization,
+        eot_samples=config.eot_samples or (DEFAULT_EOT_SAMPLES if randomized else 1),
+        random_draws=config.random_draws or (DEFAULT_RANDOM_DRAWS if randomized else 1))
     if run_config is not None:
         image_size, num_classes = run_config.data.image_size, run_config.model.num_classes
     else:  # Known only once the model is loaded; the rest can be checked now.

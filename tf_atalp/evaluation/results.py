@@ -20,7 +20,9 @@ FORMAT_VERSION = 2
 WHITE_BOX = "white_box"
 DEFINITIONS = {
     "accuracy": "fraction of examples classified correctly on the clean image and after "
-                "`iterations` PGD steps of every restart",
+                "`iterations` PGD steps of every restart; with early_stop in the attack "
+                "settings an example stops being attacked once an iterate fooled the model "
+                "and counts as fooled from then on (accuracy = worst_iterate_accuracy)",
     "worst_iterate_accuracy": "fraction of examples classified correctly on the clean image "
                               "and at every PGD iterate 0..`iterations` (0: the start point) "
                               "of every restart",
@@ -31,6 +33,11 @@ DEFINITIONS = {
                           "false, the point measures a weaker attack than its epsilon says",
     "per_class": "per class (label order), accuracies at each attack's longest iteration "
                  "count; null for a class without examples",
+    "randomized": "for a model that draws anew on every prediction: every gradient and "
+                  "prediction is the mean over `eot_samples` draws (expectation over "
+                  "transformation), the whole evaluation is repeated `random_draws` times "
+                  "with new draws and random starts, and each number is the mean over the "
+                  "repetitions (their standard deviation and values are under 'randomized')",
     "robust_accuracy": "per epsilon, the fraction of examples classified correctly on the "
                        "clean image and at every iterate of every restart of every attack of "
                        "that epsilon: the worst case per example over the attacks, an upper "
@@ -113,10 +120,73 @@ def per_class_results(evaluation: dict, class_names: Sequence[str] | None = None
     }
 
 
+def _mean(values):
+    return sum(values) / len(values)
+
+
+def _std(values):
+    mean = _mean(values)
+    return (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+
+
+def average_over_draws(evaluations: Sequence[dict]) -> dict:
+    """One `evaluate_robustness` dict whose counts and accuracies are means over repetitions.
+
+    The repetitions must cover the same examples with the same attacks; counts
+    become floats (means of integer counts).
+    """
+    first = evaluations[0]
+    if len(evaluations) == 1:
+        return first
+    if len({e["num_examples"] for e in evaluations}) != 1:
+        raise ValueError("Every repetition must evaluate the same examples.")
+
+    def mean_of(get):
+        values = [get(e) for e in evaluations]
+        if isinstance(values[0], list):
+            return [_mean(column) for column in zip(*values)]
+        return _mean(values)
+
+    attack_keys = ("correct", "accuracy", "worst_iterate_correct", "worst_iterate_accuracy",
+                   "per_class_correct", "per_class_worst_iterate_correct")
+    return {
+        **first,
+        "clean_correct": mean_of(lambda e: e["clean_correct"]),
+        "clean_accuracy": mean_of(lambda e: e["clean_accuracy"]),
+        "per_class": {"num_examples": first["per_class"]["num_examples"],
+                      "clean_correct": mean_of(lambda e: e["per_class"]["clean_correct"])},
+        "attacks": [{**result, **{key: mean_of(lambda e, i=index, k=key: e["attacks"][i][k])
+                                  for key in attack_keys}}
+                    for index, result in enumerate(first["attacks"])],
+        "worst_case": [{**entry, **{key: mean_of(lambda e, i=index, k=key: e["worst_case"][i][k])
+                                    for key in ("robust_correct", "robust_accuracy")}}
+                       for index, entry in enumerate(first["worst_case"])],
+    }
+
+
+def randomized_section(evaluations: Sequence[dict], randomization: str,
+                       eot_samples: int) -> dict:
+    """What was random, the EoT setting, and each repetition's headline numbers with their spread."""
+    clean = [e["clean_accuracy"] for e in evaluations]
+    robust = {}
+    for evaluation in evaluations:
+        for entry in evaluation["worst_case"]:
+            robust.setdefault(entry["epsilon"], []).append(entry["robust_accuracy"])
+    return {
+        "randomization": randomization,
+        "eot_samples": eot_samples,
+        "random_draws": len(evaluations),
+        "clean_accuracy": {"mean": _mean(clean), "std": _std(clean), "values": clean},
+        "robust_accuracy": [{"epsilon": epsilon, "mean": _mean(values), "std": _std(values),
+                             "values": values} for epsilon, values in robust.items()],
+    }
+
+
 def results_document(evaluation: dict, *, dataset: dict, model: dict,
                      command: Sequence[str] | None = None, settings: dict | None = None,
                      class_names: Sequence[str] | None = None,
-                     seconds: float | None = None) -> dict:
+                     seconds: float | None = None,
+                     randomized: dict | None = None) -> dict:
     """The JSON-ready results document.
 
     Args:
@@ -127,6 +197,8 @@ def results_document(evaluation: dict, *, dataset: dict, model: dict,
       settings: other evaluation settings to record (seed, batch size, ...).
       class_names: names of the classes in label order (default "0", "1", ...).
       seconds: the evaluation's wall time.
+      randomized: None for a deterministic model, else `randomized_section`'s
+        dict (then `evaluation` is `average_over_draws` of the repetitions).
     """
     return {
         "format_version": FORMAT_VERSION,
@@ -146,6 +218,7 @@ def results_document(evaluation: dict, *, dataset: dict, model: dict,
         "results": attack_points(evaluation),
         "robust_accuracy": robust_accuracy(evaluation),
         "per_class": per_class_results(evaluation, class_names),
+        "randomized": randomized,
     }
 
 
@@ -156,14 +229,18 @@ def write_results(path: str, document: dict) -> None:
 
 def _settings_key(point):
     return (point["threat_model"], point["norm"], point["objective"], point["step_size"],
-            point["random_start"], point["restarts"], point["run_iterations"])
+            point["random_start"], point["restarts"], point["run_iterations"],
+            bool((point.get("attack_settings") or {}).get("early_stop")))
 
 
 def _describe_settings(point) -> str:
     start = "random start" if point["random_start"] else "start at the image"
     return (f"{point['threat_model'].replace('_', '-')} L-inf PGD, {point['objective']} "
             f"objective, step size {point['step_size']:g}, {start}, "
-            f"{point['restarts']} restart(s), one run of {point['run_iterations']} steps")
+            f"{point['restarts']} restart(s), one run of {point['run_iterations']} steps"
+            + ("; an example is no longer attacked once fooled (accuracy after k steps = "
+               "worst-iterate)" if (point.get("attack_settings") or {}).get("early_stop")
+               else ""))
 
 
 def _cell(point) -> str:
@@ -203,7 +280,15 @@ def format_table(document: dict) -> str:
     n = data["num_examples"]
     lines = [f"Model: {model['path']} ({_describe_model(model)})",
              f"Data: {data['name']} {data['split']} split, {n} examples",
-             f"Clean accuracy: {document['clean_accuracy']:.4f} ({document['clean_correct']}/{n})"]
+             f"Clean accuracy: {document['clean_accuracy']:.4f} "
+             f"({document['clean_correct']:g}/{n})"]
+    randomized = document.get("randomized")
+    if randomized:
+        clean = randomized["clean_accuracy"]
+        lines += [f"Randomized model ({randomized['randomization']}): every gradient and "
+                  f"prediction averages {randomized['eot_samples']} draws (EoT); numbers are "
+                  f"means over {randomized['random_draws']} repetitions (clean accuracy std "
+                  f"{clean['std']:.4f})."]
     groups = {}
     for point in document["results"]:
         groups.setdefault(_settings_key(point), []).append(point)
@@ -214,8 +299,12 @@ def format_table(document: dict) -> str:
     if robust:
         lines += ["", "Robust accuracy (worst case per example over every attack, restart and "
                       "iterate; an upper bound):"]
+        spread = {entry["epsilon"]: entry["std"]
+                  for entry in (randomized or {}).get("robust_accuracy", [])}
         lines += [f"  epsilon {entry['epsilon']:g}: {entry['robust_accuracy']:.4f} "
-                  f"({entry['robust_correct']}/{entry['num_examples']})" for entry in robust]
+                  f"({entry['robust_correct']:g}/{entry['num_examples']})"
+                  + (f", std {spread[entry['epsilon']]:.4f} over repetitions"
+                     if entry["epsilon"] in spread else "") for entry in robust]
     if any(not p.get("can_reach_boundary", True) for p in document["results"]):
         lines += ["* step_size x k < epsilon: k steps cannot reach the epsilon boundary from "
                   "the clean image, so this cell measures a weaker attack than its epsilon."]

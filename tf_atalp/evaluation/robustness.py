@@ -29,7 +29,7 @@ import tensorflow as tf
 from absl import logging
 
 from tf_atalp.attacks.base import Attack
-from tf_atalp.attacks.model_fns import inference_logits
+from tf_atalp.attacks.model_fns import expectation_over_transformation, inference_logits
 from tf_atalp.data.datasets import first_examples
 from tf_atalp.seeds import derive_seed
 
@@ -108,7 +108,8 @@ def evaluate_robustness(model: Callable,
                         max_examples: int | None = None,
                         seed: int = 0,
                         num_examples_hint: int | None = None,
-                        progress: bool = False) -> dict:
+                        progress: bool = False,
+                        eot_samples: int = 1) -> dict:
     """Clean and white-box accuracy of `model` on `dataset` under `attacks`.
 
     Args:
@@ -127,6 +128,10 @@ def evaluate_robustness(model: Callable,
       num_examples_hint: how many examples to expect (sets the progress bar's
         total and time left).
       progress: show a progress bar (examples done, time left) on stdout.
+      eot_samples: for a randomized model, > 1 attacks AND scores through
+        `ExpectationOverTransformation(model, eot_samples)`: every gradient
+        and every prediction (clean and at each iterate) is the mean over
+        that many draws.
 
     Returns:
       {"num_examples": n, "clean_correct": int, "clean_accuracy": float,
@@ -147,7 +152,8 @@ def evaluate_robustness(model: Callable,
     _check_record_at(record_at, attacks)
     if max_examples is not None and max_examples < 1:
         raise ValueError(f"`max_examples` must be >= 1. Received: max_examples={max_examples}")
-    model_fn = inference_logits(model)
+    model_fn = (expectation_over_transformation(model, eot_samples) if eot_samples > 1
+                else inference_logits(model))
     counts = [sorted(set(record_at)) if record_at else [run_iterations(a)] for a in attacks]
     groups = _worst_case_groups(attacks)
     correct = [np.zeros(len(c), np.int64) for c in counts]

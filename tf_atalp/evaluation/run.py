@@ -9,13 +9,15 @@ from absl import logging
 from tf_atalp import data as data_lib
 from tf_atalp.evaluation.loading import load_model
 from tf_atalp.evaluation.preparation import PreparedEvaluation
-from tf_atalp.evaluation.results import results_document, weak_cells, write_results
+from tf_atalp.evaluation.results import (
+    average_over_draws, randomized_section, results_document, weak_cells, write_results)
 from tf_atalp.evaluation.robustness import evaluate_robustness
 from tf_atalp.evaluation.subset import (
     balanced_subset, describe_subset, select_examples, split_labels)
 from tf_atalp.model_card import update_model_card
 from tf_atalp.plots import plot_accuracy_vs_steps
 from tf_atalp.reporting import report
+from tf_atalp.seeds import derive_seed
 
 
 def _warn_weak_cells(prepared: PreparedEvaluation) -> None:
@@ -57,18 +59,34 @@ def run_evaluation(prepared: PreparedEvaluation, command: Sequence[str] | None =
            f"examples: epsilons {', '.join(f'{e:g}' for e in prepared.epsilons)}, "
            f"{max(config.iterations)} PGD steps of {config.step_size:g}, "
            f"{config.restarts} restart(s).")
-    evaluation = evaluate_robustness(
-        model, dataset, prepared.attacks(), record_at=config.iterations, seed=config.seed,
-        num_examples_hint=expected, progress=True)
+    if prepared.randomization is not None or prepared.eot_samples > 1:
+        report(f"Randomized model ({prepared.randomization or 'as --eot_samples says'}): "
+               f"expectation over {prepared.eot_samples} draws per gradient and prediction, "
+               f"{prepared.random_draws} repetition(s).")
+    attacks = prepared.attacks()
+    evaluations = []
+    for draw in range(prepared.random_draws):
+        if prepared.random_draws > 1:
+            report(f"Repetition {draw + 1} of {prepared.random_draws}:")
+        evaluations.append(evaluate_robustness(
+            model, dataset, attacks, record_at=config.iterations,
+            seed=config.seed if draw == 0 else derive_seed(config.seed, "draw", draw),
+            num_examples_hint=expected, progress=True, eot_samples=prepared.eot_samples))
+    randomized = None
+    if prepared.randomization is not None or len(evaluations) > 1 or prepared.eot_samples > 1:
+        randomized = randomized_section(evaluations, prepared.randomization,
+                                        prepared.eot_samples)
     document = results_document(
-        evaluation,
+        average_over_draws(evaluations),
         dataset={"name": info.name, "split": config.split, "split_size": split_size,
                  "source": data_config.resolved_source, "data_dir": data_config.data_dir,
                  "image_size": data_config.image_size, "subset": subset},
         model=description, command=command,
         settings={"seed": config.seed, "batch_size": config.batch_size,
-                  "max_examples": config.max_examples, "jit_compile": config.jit_compile},
-        class_names=info.class_names, seconds=time.time() - started)
+                  "max_examples": config.max_examples, "jit_compile": config.jit_compile,
+                  "drop_broken": config.drop_broken,
+                  "eot_samples": prepared.eot_samples, "random_draws": prepared.random_draws},
+        class_names=info.class_names, seconds=time.time() - started, randomized=randomized)
     write_results(prepared.results_path, document)
     plot_accuracy_vs_steps(document, plot_path(prepared.results_path))
     logging.info("Wrote %s", prepared.results_path)
