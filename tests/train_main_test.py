@@ -289,6 +289,11 @@ class BadFlagsTest(tf.test.TestCase):
     def test_adversarial_defense_without_iterations(self):
         self.assert_refused(["--pgd_iterations=0"], "pgd_iterations")
 
+    def test_a_flag_the_later_flagfile_would_override(self):
+        self.assert_refused(["--defense=igr", "--flagfile=configs/quickstart.flags"],
+                            "--defense=igr comes before --flagfile=configs/quickstart.flags",
+                            base=[])
+
 
 if __name__ == "__main__":
     tf.test.main()
