@@ -13,7 +13,7 @@ import sys
 
 from absl import app, flags
 
-from tf_atalp.cli import exit_if_flags_are_overridden, exit_with_error
+from tf_atalp.cli import exit_with_error, flagfiles_first
 from tf_atalp.evaluation import flags as eval_flags
 from tf_atalp.evaluation import format_table, prepare_evaluation, run_evaluation
 
@@ -24,7 +24,6 @@ flags.adopt_module_key_flags(eval_flags)  # so --helpshort lists them
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    exit_if_flags_are_overridden()
     try:
         prepared = prepare_evaluation(eval_flags.eval_config_from_flags())  # checks; loads nothing
         document = run_evaluation(prepared, command=sys.argv)
@@ -35,4 +34,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, argv=flagfiles_first(sys.argv))

@@ -6,9 +6,11 @@
 Rerun the same command after an interruption to resume. Flags: tf_atalp/training/flags.py.
 """
 
+import sys
+
 from absl import app, flags
 
-from tf_atalp.cli import exit_if_flags_are_overridden, exit_with_error
+from tf_atalp.cli import exit_with_error, flagfiles_first
 from tf_atalp.training import flags as train_flags
 from tf_atalp.training import run
 
@@ -26,7 +28,6 @@ def flagfile_text() -> str:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    exit_if_flags_are_overridden()
     try:
         config = train_flags.run_config_from_flags()
         prepared = run.prepare_run(config)  # every check; writes nothing
@@ -36,4 +37,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, argv=flagfiles_first(sys.argv))

@@ -1,10 +1,11 @@
-"""Tests of tf_atalp.attacks.model_fns: BatchNorm mode and EoT belong to the model function."""
+"""Tests of tf_atalp.attacks.model_fns: BatchNorm mode, EoT and BPDA belong to the model function."""
 
 import numpy as np
 import tensorflow as tf
 
 from tests.attack_fixtures import NUM_CLASSES, batch, conv_model, linear_model
 from tf_atalp import attacks
+from tf_atalp.attacks import model_fns
 
 
 class ModelLogitsTest(tf.test.TestCase):
@@ -87,6 +88,57 @@ class ExpectationOverTransformationTest(tf.test.TestCase):
     def test_samples_must_be_positive(self):
         with self.assertRaisesRegex(ValueError, "`samples` must be an int >= 1"):
             attacks.ExpectationOverTransformation(lambda x: x, 0)
+
+
+def quantize(images):
+    """Rounds pixels to 8 levels: no gradient (tf.round has none)."""
+    return tf.round(images * 7.0) / 7.0
+
+
+class BackwardPassDifferentiableApproximationTest(tf.test.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.model, self.weights, self.bias = linear_model()
+        self.images, self.labels = batch(n=32)
+        self.model_fn = attacks.inference_logits(self.model)
+        self.objective = attacks.get_objective("cross_entropy")
+
+    def quantized_model_fn(self, images):
+        return self.model_fn(quantize(images))
+
+    def test_the_forward_pass_keeps_the_transform(self):
+        bpda = attacks.BackwardPassDifferentiableApproximation(self.model_fn, quantize)
+        self.assertAllClose(bpda(self.images), self.quantized_model_fn(self.images))
+
+    def test_identity_backward_pass_gives_the_gradient_at_the_transformed_point(self):
+        bpda = attacks.BackwardPassDifferentiableApproximation(self.model_fn, quantize)
+        images = tf.constant(self.images)
+        _, gradient = model_fns.objective_and_gradient(bpda, self.objective, images, self.labels)
+        _, expected = model_fns.objective_and_gradient(
+            self.model_fn, self.objective, quantize(images), self.labels)
+        self.assertAllClose(gradient, expected)
+        with self.assertRaisesRegex(ValueError, "no gradient"):
+            model_fns.objective_and_gradient(self.quantized_model_fn, self.objective, images,
+                                             self.labels)
+
+    def test_an_approximation_gives_its_own_gradient(self):
+        halve = lambda images: 0.5 * images  # noqa: E731 (its gradient is 0.5)
+        bpda = attacks.BackwardPassDifferentiableApproximation(self.model_fn, quantize, halve)
+        images = tf.constant(self.images)
+        _, gradient = model_fns.objective_and_gradient(bpda, self.objective, images, self.labels)
+        _, expected = model_fns.objective_and_gradient(
+            self.model_fn, self.objective, quantize(images), self.labels)
+        self.assertAllClose(gradient, 0.5 * expected)
+
+    def test_pgd_through_bpda_breaks_a_quantized_model(self):
+        bpda = attacks.BackwardPassDifferentiableApproximation(self.model_fn, quantize)
+        labels = np.argmax(bpda(self.images).numpy(), axis=1)  # all correct to start with
+        result = attacks.PGD(0.3, 0.05, 20).attack(bpda, self.images, labels, seed=0,
+                                                   record_at=[0, 20])
+        accuracy = result.correct_at.numpy().mean(axis=1)
+        self.assertLess(accuracy[-1], 0.5 * accuracy[0])
+        self.assertEqual(bpda.describe(), {"wrapper": "bpda", "approximation": "identity"})
 
 
 if __name__ == "__main__":

@@ -1,37 +1,27 @@
-"""Tests of tf_atalp.cli: flags that a later flagfile would silently override are refused."""
-
-import os
+"""Tests of tf_atalp.cli: a flag typed on the command line overrides a flagfile wherever it stands."""
 
 import tensorflow as tf
 
-from tests.evaluation_fixtures import temporary_folder
-from tf_atalp.cli import overridden_flags
+from tf_atalp.cli import flagfiles_first
 
 
-class OverriddenFlagsTest(tf.test.TestCase):
+class FlagfilesFirstTest(tf.test.TestCase):
 
-    def setUp(self):
-        super().setUp()
-        self.flagfile = os.path.join(temporary_folder(self), "run.flags")
-        with open(self.flagfile, "w") as f:
-            f.write("# a comment --seed=1\n--defense=at_alp\n--epochs=60\n--noaugment\n")
+    def test_flagfiles_move_to_the_front_in_their_order(self):
+        self.assertEqual(
+            flagfiles_first(["train_main.py", "--defense=igr", "--flagfile=a.flags", "--epochs=3",
+                             "--flagfile=b.flags"]),
+            ["train_main.py", "--flagfile=a.flags", "--flagfile=b.flags", "--defense=igr",
+             "--epochs=3"])
 
-    def test_a_flag_before_the_flagfile_that_sets_it_is_reported(self):
-        messages = overridden_flags(["train_main.py", "--defense=igr",
-                                     f"--flagfile={self.flagfile}"])
-        self.assertLen(messages, 1)
-        self.assertIn("--defense=igr comes before", messages[0])
-        self.assertIn("put --flagfile first", messages[0])
+    def test_nothing_changes_without_a_flagfile_or_when_it_is_first(self):
+        argv = ["eval_main.py", "--flagfile=a.flags", "--model_dir=x"]
+        self.assertEqual(flagfiles_first(argv), argv)
+        self.assertEqual(flagfiles_first(["x", "--seed=1"]), ["x", "--seed=1"])
 
-    def test_booleans_match_in_both_forms(self):
-        self.assertLen(overridden_flags(["x", "--augment", f"--flagfile={self.flagfile}"]), 1)
-
-    def test_flags_after_the_flagfile_or_not_in_it_are_fine(self):
-        self.assertEqual(overridden_flags(["x", f"--flagfile={self.flagfile}", "--defense=igr"]),
-                         [])
-        self.assertEqual(overridden_flags(["x", "--seed=3", f"--flagfile={self.flagfile}"]), [])
-        # "--seed=1" in a comment line of the flagfile does not count.
-        self.assertEqual(overridden_flags(["x", "--seed=3", "--flagfile=/no/such/file"]), [])
+    def test_positional_arguments_after_a_double_dash_stay_last(self):
+        self.assertEqual(flagfiles_first(["x", "--seed=1", "--flagfile=a", "--", "--flagfile=b"]),
+                         ["x", "--flagfile=a", "--seed=1", "--", "--flagfile=b"])
 
 
 if __name__ == "__main__":

@@ -289,10 +289,11 @@ class BadFlagsTest(tf.test.TestCase):
     def test_adversarial_defense_without_iterations(self):
         self.assert_refused(["--pgd_iterations=0"], "pgd_iterations")
 
-    def test_a_flag_the_later_flagfile_would_override(self):
-        self.assert_refused(["--defense=igr", "--flagfile=configs/quickstart.flags"],
-                            "--defense=igr comes before --flagfile=configs/quickstart.flags",
-                            base=[])
+    def test_a_flag_before_the_flagfile_still_overrides_it(self):
+        # quickstart.flags sets --pgd_iterations=5 (an at_alp run needs >= 1); the typed 0
+        # must be the one used, so the run is refused (with the flagfile's, it would train).
+        self.assert_refused(["--pgd_iterations=0", "--flagfile=configs/quickstart.flags"],
+                            "pgd_iterations", base=[])
 
 
 if __name__ == "__main__":

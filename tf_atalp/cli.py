@@ -21,49 +21,21 @@ def exit_with_error(message: str, program: str | None = None) -> NoReturn:
     sys.exit(USAGE_ERROR_STATUS)
 
 
-def _flag_name(argument: str) -> str | None:
-    """The flag an argument sets ("--epochs=3" -> "epochs", "--noaugment" -> "augment")."""
-    if not argument.startswith("--") or argument == "--":
-        return None
-    name = argument[2:].split("=", 1)[0]
-    return name[2:] if "=" not in argument and name.startswith("no") else name
 
+def flagfiles_first(argv: list[str]) -> list[str]:
+    """argv with every --flagfile moved to the front (in their order), the other flags after.
 
-def _flagfile_flags(path: str) -> set[str]:
-    """The flags a flagfile sets (unreadable files are left to absl to report)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = [line.strip() for line in f]
-    except OSError:
-        return set()
-    names = {_flag_name(line) for line in lines if line and not line.startswith("#")}
-    names.discard(None)
-    return names
-
-
-def overridden_flags(argv: list[str]) -> list[str]:
-    """Messages for flags given on the command line BEFORE a --flagfile that sets them again.
-
-    absl applies arguments in order, so the flagfile's value silently wins
-    (`--defense=igr --flagfile=configs/flowers17_cpu.flags` trains at_alp).
+    absl applies arguments in order, so in `--defense=igr --flagfile=run.flags`
+    the flagfile's --defense would silently win. With flagfiles first, a flag
+    typed on the command line always overrides the flagfile, wherever it
+    stands; flagfiles still override each other in the order given.
     """
-    messages = []
-    for index, argument in enumerate(argv):
-        if not argument.startswith("--flagfile="):
-            continue
-        path = argument.split("=", 1)[1]
-        in_file = _flagfile_flags(path)
-        for earlier in argv[1:index]:
-            name = _flag_name(earlier)
-            if name and name != "flagfile" and name in in_file:
-                messages.append(f"{earlier} comes before --flagfile={path}, which sets --{name} "
-                                "again and would win: put --flagfile first, then the flags "
-                                "that change it")
-    return messages
-
-
-def exit_if_flags_are_overridden(argv: list[str] | None = None) -> None:
-    """Exits with a usage error when `overridden_flags(argv or sys.argv)` finds any."""
-    messages = overridden_flags(sys.argv if argv is None else argv)
-    if messages:
-        exit_with_error("; ".join(messages))
+    program, arguments = argv[:1], argv[1:]
+    if "--" in arguments:  # leave positional arguments after "--" where they are
+        end = arguments.index("--")
+        arguments, rest = arguments[:end], arguments[end:]
+    else:
+        rest = []
+    flagfiles = [a for a in arguments if a.startswith("--flagfile=")]
+    others = [a for a in arguments if not a.startswith("--flagfile=")]
+    return program + flagfiles + others + rest

@@ -6,7 +6,8 @@
   `pgd_from_config(...)`, `pgd_with_trace(...)`.
 - `composite.py`: `Restarts(attack, n)` and `WorstCase([attacks])`.
 - `model_fns.py`: what an attack is given: `inference_logits(model)`,
-  `training_logits(model)`, `ExpectationOverTransformation(model_fn, samples)`.
+  `training_logits(model)`, `ExpectationOverTransformation(model_fn, samples)`,
+  `BackwardPassDifferentiableApproximation(model_fn, transform)`.
 - `objectives.py`: cross-entropy and CW-margin objectives.
 Pixel units on [0, 1] images throughout.
 """
@@ -14,7 +15,8 @@ Pixel units on [0, 1] images throughout.
 from tf_atalp.attacks.base import Attack, AttackResult, ModelFn
 from tf_atalp.attacks.composite import Restarts, WorstCase, restart_seed
 from tf_atalp.attacks.model_fns import (
-    ExpectationOverTransformation, ModelLogits, expectation_over_transformation,
+    BackwardPassDifferentiableApproximation, ExpectationOverTransformation, ModelLogits,
+    expectation_over_transformation,
     inference_logits, objective_and_gradient, training_logits)
 from tf_atalp.attacks.objectives import (
     OBJECTIVES, cross_entropy_objective, get_objective, margin_objective)
@@ -23,7 +25,8 @@ from tf_atalp.attacks.pgd import (
     random_start)
 
 __all__ = [
-    "Attack", "AttackResult", "ExpectationOverTransformation", "FGSM", "ModelFn",
+    "Attack", "AttackResult", "BackwardPassDifferentiableApproximation",
+    "ExpectationOverTransformation", "FGSM", "ModelFn",
     "ModelLogits", "OBJECTIVES", "PGD", "PGDConfig", "Restarts", "WorstCase",
     "cross_entropy_objective", "expectation_over_transformation", "fgsm", "get_objective", "inference_logits", "linf_project",
     "margin_objective", "objective_and_gradient", "pgd", "pgd_from_config", "pgd_with_trace",

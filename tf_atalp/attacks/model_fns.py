@@ -13,10 +13,16 @@ never of the attack:
     expectation_over_transformation(model, samples)
                               the same around inference_logits(model),
                               one instance per (model, samples)
+    BackwardPassDifferentiableApproximation(model_fn, transform)
+                              for a non-differentiable input transform
+                              (quantization, JPEG, ...): the forward pass
+                              applies it, the backward pass treats it as the
+                              identity (or as a given smooth approximation)
 
 Gradient attacks ask `objective_and_gradient(model_fn, objective, ...)` for
-the input gradient; a wrapper that defines its own gradient (EoT; BPDA
-later) implements `objective_and_gradient` itself.
+the input gradient; a wrapper that defines its own gradient (EoT, BPDA)
+implements `objective_and_gradient` itself. The two compose:
+`ExpectationOverTransformation(BackwardPassDifferentiableApproximation(...), n)`.
 """
 
 import weakref
@@ -141,3 +147,49 @@ def expectation_over_transformation(model: Callable, samples: int
     if key not in per_model:
         per_model[key] = ExpectationOverTransformation(inference_logits(model), samples)
     return per_model[key]
+
+
+class BackwardPassDifferentiableApproximation:
+    """`model_fn(transform(x))` whose gradient passes `transform` as if it were `approximation`.
+
+    Athalye et al. 2018 (BPDA): a defense that puts a non-differentiable (or
+    gradient-shattering) transform in front of the network, such as
+    quantization, gives attacks zero or useless gradients. BPDA keeps the
+    transform in the forward pass and uses the gradient of `approximation`
+    (default: the identity, g(x) ~ x) on the backward pass, via
+    x_hat = a(x) + stop_gradient(t(x) - a(x)).
+
+    Args:
+      model_fn: a model function (images in [0, 1] -> logits).
+      transform: the input transform, images -> images of the same shape.
+      approximation: a differentiable function close to `transform`, or
+        None for the identity.
+    """
+
+    def __init__(self, model_fn: Callable, transform: Callable,
+                 approximation: Callable | None = None):
+        if not callable(transform):
+            raise ValueError(f"`transform` must be callable. Received: {transform!r}")
+        self.model_fn = model_fn
+        self.transform = transform
+        self.approximation = approximation
+
+    def _straight_through(self, images: tf.Tensor) -> tf.Tensor:
+        smooth = images if self.approximation is None else self.approximation(images)
+        return smooth + tf.stop_gradient(self.transform(images) - smooth)
+
+    def __call__(self, images: tf.Tensor) -> tf.Tensor:
+        return self.model_fn(self.transform(images))
+
+    def objective_and_gradient(self, objective, images, labels):
+        """(logits of the transformed images, the input gradient through the approximation)."""
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            transformed = self._straight_through(images)
+        logits, gradient = objective_and_gradient(self.model_fn, objective, transformed, labels)
+        return logits, tape.gradient(transformed, images, output_gradients=gradient)
+
+    def describe(self) -> dict:
+        return {"wrapper": "bpda",
+                "approximation": "identity" if self.approximation is None else
+                getattr(self.approximation, "__name__", repr(self.approximation))}
