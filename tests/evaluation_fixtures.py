@@ -2,13 +2,17 @@
 
 `make_model_dir` writes the layout a finished train_main run leaves
 (run_config.json, model.keras, saved_model/) for a tiny ResNet-10 on the
-synthetic dataset.
+synthetic dataset. `conv_model`, `conv_data` and `dataset_of` make a tiny
+conv net and batches for attack evaluations; `CountingModel` counts the
+examples a model runs forward.
 """
 
 import os
 import tempfile
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from tf_atalp.attacks import PGD
 from tf_atalp.data import DataConfig
@@ -18,6 +22,7 @@ from tf_atalp.model_dir import CHECKPOINTS_DIR, MODEL_FILE, SAVED_MODEL_DIR
 from tf_atalp.models import build_resnet
 from tf_atalp.training.config import ModelConfig, RunConfig, TrainConfig, save_run_config
 
+CONV_SHAPE = (8, 8, 3)
 NUM_CLASSES = 4
 IMAGE_SIZE = 32
 TEST_SIZE = 64
@@ -68,3 +73,39 @@ def make_model_dir(model_dir: str, network: keras.Model | None = None,
                            os.path.join(model_dir, SAVED_MODEL_DIR),
                            randomization=run_config.defense.randomization())
     return network
+
+
+def dataset_of(images, labels, batch_size=16):
+    return tf.data.Dataset.from_tensor_slices(
+        (images.astype(np.float32), labels.astype(np.int32))).batch(batch_size)
+
+
+def conv_model(seed=0, num_classes=3):
+    """Conv + BatchNorm + ReLU + Dense, dict output, on 8x8 images."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(CONV_SHAPE)
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    logits = keras.layers.Dense(num_classes)(keras.layers.Flatten()(x))
+    return keras.Model(inputs, {"logits": logits, "conv2_x": x})
+
+
+def conv_data(model, n=48, seed=0):
+    """Random images; labels are the model's predictions for 3/4 of them."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(size=(n, *CONV_SHAPE)).astype(np.float32)
+    predicted = np.argmax(model(images)["logits"].numpy(), axis=1)
+    wrong = (predicted + 1) % 3
+    return images, np.where(np.arange(n) % 4 == 3, wrong, predicted)
+
+
+class CountingModel:
+    """A model that counts the examples it has run forward (a tf.Variable, so traced code counts)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.examples = tf.Variable(0, dtype=tf.int64)
+
+    def __call__(self, images, training=False):
+        self.examples.assign_add(tf.cast(tf.shape(images)[0], tf.int64))
+        return self.model(images, training=training)

@@ -7,7 +7,8 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from tests.evaluation_fixtures import temporary_folder
+from tests.evaluation_fixtures import (
+    CountingModel, conv_data, conv_model, dataset_of, temporary_folder)
 from tf_atalp.attacks import PGD, Restarts, WorstCase, inference_logits
 from tf_atalp.evaluation import evaluate_robustness
 from tf_atalp.export import export_saved_model, load_serving_model
@@ -18,13 +19,7 @@ def pgd_attack(*args, restarts=1, **kwargs):
 
 
 LINEAR_SHAPE = (2, 2, 3)
-CONV_SHAPE = (8, 8, 3)
 BOUNDARY_GAP = 1e-3  # examples this close to the decision boundary are left out
-
-
-def dataset_of(images, labels, batch_size=16):
-    return tf.data.Dataset.from_tensor_slices(
-        (images.astype(np.float32), labels.astype(np.int32))).batch(batch_size)
 
 
 def linear_problem(epsilon, step_size, iterations, n=240, seed=0):
@@ -65,25 +60,6 @@ def linear_problem(epsilon, step_size, iterations, n=240, seed=0):
     return model, images[keep], labels[keep], margins[:, keep], worst[keep]
 
 
-def conv_model(seed=0, num_classes=3):
-    """Conv + BatchNorm + ReLU + Dense, dict output, on 8x8 images."""
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(CONV_SHAPE)
-    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
-    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
-    logits = keras.layers.Dense(num_classes)(keras.layers.Flatten()(x))
-    return keras.Model(inputs, {"logits": logits, "conv2_x": x})
-
-
-def conv_data(model, n=48, seed=0):
-    """Random images; labels are the model's predictions for 3/4 of them."""
-    rng = np.random.default_rng(seed)
-    images = rng.uniform(size=(n, *CONV_SHAPE)).astype(np.float32)
-    predicted = np.argmax(model(images)["logits"].numpy(), axis=1)
-    wrong = (predicted + 1) % 3
-    return images, np.where(np.arange(n) % 4 == 3, wrong, predicted)
-
-
 class LinearModelTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.parameters("cross_entropy", "margin")
@@ -116,18 +92,6 @@ class LinearModelTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(result["attacks"][0]["record_at"], [iterations])
         self.assertEqual(result["attacks"][0]["correct"], [int(np.sum(worst > 0))])
         self.assertAllClose(result["attacks"][0]["accuracy"], [np.mean(worst > 0)])
-
-
-class CountingModel:
-    """A model that counts the examples it has run forward (a tf.Variable, so traced code counts)."""
-
-    def __init__(self, model):
-        self.model = model
-        self.examples = tf.Variable(0, dtype=tf.int64)
-
-    def __call__(self, images, training=False):
-        self.examples.assign_add(tf.cast(tf.shape(images)[0], tf.int64))
-        return self.model(images, training=training)
 
 
 class DropBrokenExamplesTest(tf.test.TestCase, parameterized.TestCase):

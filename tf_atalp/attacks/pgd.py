@@ -250,6 +250,36 @@ class PGD:
         return AttackResult(tf.constant(current), tf.constant(record, tf.int32),
                             tf.constant(correct))
 
+    def iterates(self, model_fn, images, labels, *, at: Sequence[int], seed=None,
+                 target_labels=None) -> dict[int, tf.Tensor]:
+        """{k: the iterate after k steps} for each k in `at`, from ONE run of max(at) steps.
+
+        The run is made in segments between the counts, each continuing from
+        the last iterate, so the iterates are those of a single run of
+        `max(at)` steps with the same seed (what a transfer attack scores on
+        other models). Runs eagerly.
+        """
+        counts = sorted({int(k) for k in at})
+        if not counts or counts[0] < 0 or counts[-1] > self.iterations:
+            raise ValueError(f"`at` must lie in [0, iterations={self.iterations}]. "
+                             f"Received: at={list(at)}")
+        clean = tf.cast(check_images(images), tf.float32)
+        attack_labels = _attack_labels(labels, self.targeted, target_labels)
+        current = (random_start(clean, tf.constant(self.epsilon, tf.float32), seed_tensor(seed))
+                   if self.random_start else clean)
+        loop = _compiled_loop(self.jit_compile)
+        iterates, done = {}, 0
+        for count in counts:
+            if count > done:
+                current, _ = loop(
+                    model_fn, clean, attack_labels, self.epsilon, self.step_size,
+                    tf.constant(count - done, tf.int32), tf.constant([], tf.int32),
+                    random_init=False, objective=self.objective, targeted=self.targeted,
+                    trace=False, seed=None, start=current)
+                done = count
+            iterates[count] = current
+        return iterates
+
     def describe(self) -> dict:
         """The attack's settings as a JSON-ready dict."""
         described = {"attack": "pgd", "norm": "linf", "epsilon": self.epsilon,

@@ -4,7 +4,8 @@
 over attacks, worst iterate, every step count from one run);
 `results_document` / `format_table` / `write_results` record it;
 `load_model_for_eval` opens a training model_dir, a SavedModel or a .keras
-file. eval_main.py runs `EvalConfig` (plain data) -> `prepare_evaluation`
+file. `evaluate_transfer` crafts PGD images once on a source model and
+scores them on target models (gray-box and black-box threat models). eval_main.py runs `EvalConfig` (plain data) -> `prepare_evaluation`
 (every check against the disk) -> `run_evaluation`.
 """
 
@@ -15,9 +16,10 @@ from tf_atalp.evaluation.preparation import (
 from tf_atalp.evaluation.results import format_table, results_document, write_results
 from tf_atalp.evaluation.robustness import evaluate_robustness
 from tf_atalp.evaluation.run import run_evaluation
+from tf_atalp.evaluation.transfer import evaluate_transfer
 
 __all__ = [
     "EvalConfig", "ModelSource", "PreparedEvaluation", "default_epsilons",
-    "evaluate_robustness", "find_model", "format_table", "load_model", "load_model_for_eval",
+    "evaluate_robustness", "evaluate_transfer", "find_model", "format_table", "load_model", "load_model_for_eval",
     "prepare_evaluation", "results_document", "run_evaluation", "write_results",
 ]

@@ -1,0 +1,77 @@
+"""Tests of tf_atalp.evaluation.transfer: crafted once on a source, scored on several targets."""
+
+import numpy as np
+import tensorflow as tf
+
+from tests.evaluation_fixtures import CountingModel, conv_data, conv_model, dataset_of
+from tf_atalp.attacks import PGD, Restarts, WorstCase, inference_logits
+from tf_atalp.evaluation import evaluate_robustness, evaluate_transfer
+
+
+class IteratesTest(tf.test.TestCase):
+
+    def test_iterates_are_those_of_one_full_run(self):
+        model = conv_model()
+        images, labels = conv_data(model, n=16)
+        attack = PGD(0.05, 0.01, 12)
+        model_fn = inference_logits(model)
+        iterates = attack.iterates(model_fn, images, labels, at=[0, 5, 12], seed=4)
+        for k in (5, 12):
+            alone = PGD(0.05, 0.01, k).attack(model_fn, images, labels, seed=4)
+            self.assertAllClose(iterates[k], alone.adversarial_images, atol=1e-6)
+        self.assertLessEqual(np.max(np.abs(iterates[12].numpy() - images)), 0.05 + 1e-6)
+        with self.assertRaisesRegex(ValueError, "must lie in"):
+            attack.iterates(model_fn, images, labels, at=[13])
+
+
+class EvaluateTransferTest(tf.test.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.source = conv_model(seed=0)
+        cls.images, cls.labels = conv_data(cls.source, n=48)
+        cls.dataset = dataset_of(cls.images, cls.labels)
+        cls.attack = Restarts(PGD(0.1, 0.01, 20), 1)
+
+    def test_crafted_once_and_scored_on_two_targets(self):
+        targets = {"a": CountingModel(conv_model(seed=1)), "b": CountingModel(conv_model(seed=2))}
+        source = CountingModel(self.source)
+        result = evaluate_transfer(source, targets, self.dataset, [self.attack],
+                                   record_at=[10, 20], seed=0)
+        self.assertEqual(result["num_examples"], 48)
+        self.assertEqual(set(result["models"]), {"source", "a", "b"})
+        # Each target runs forward once per example per scored image (clean, k=10, k=20),
+        # never for crafting; only the source runs the attack's forward-backward passes.
+        self.assertEqual(int(targets["a"].examples.numpy()), 3 * 48)
+        self.assertEqual(int(targets["b"].examples.numpy()), 3 * 48)
+        self.assertGreater(int(source.examples.numpy()), 20 * 48)
+
+    def test_source_numbers_are_its_white_box_numbers(self):
+        result = evaluate_transfer(self.source, {"other": conv_model(seed=1)}, self.dataset,
+                                   [self.attack], record_at=[10, 20], seed=0)
+        white_box = evaluate_robustness(self.source, self.dataset, [self.attack],
+                                        record_at=[10, 20], seed=0)
+        source = result["models"]["source"]
+        self.assertEqual(source["clean_correct"], white_box["clean_correct"])
+        self.assertEqual(source["attacks"][0]["correct"], white_box["attacks"][0]["correct"])
+
+    def test_a_target_identical_to_the_source_is_attacked_white_box(self):
+        twin = conv_model(seed=0)  # the same weights: transfer is then white-box
+        result = evaluate_transfer(self.source, {"twin": twin}, self.dataset, [self.attack],
+                                   record_at=[20])
+        self.assertEqual(result["models"]["twin"]["attacks"][0]["correct"],
+                         result["models"]["source"]["attacks"][0]["correct"])
+
+    def test_only_single_untargeted_pgd_runs(self):
+        for attack, message in ((Restarts(PGD(0.1, 0.01, 5), 2), "single PGD runs"),
+                                (WorstCase([PGD(0.1, 0.01, 5)]), "single PGD runs"),
+                                (PGD(0.1, 0.01, 5, targeted=True), "untargeted")):
+            with self.assertRaisesRegex(ValueError, message):
+                evaluate_transfer(self.source, {"a": self.source}, self.dataset, [attack])
+        with self.assertRaisesRegex(ValueError, "not named 'source'"):
+            evaluate_transfer(self.source, {"source": self.source}, self.dataset, [self.attack])
+
+
+if __name__ == "__main__":
+    tf.test.main()
