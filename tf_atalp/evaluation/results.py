@@ -38,6 +38,9 @@ DEFINITIONS = {
                   "transformation), the whole evaluation is repeated `random_draws` times "
                   "with new draws and random starts, and each number is the mean over the "
                   "repetitions (their standard deviation and values are under 'randomized')",
+    "sanity_checks": "violated checks (robust accuracy non-increasing in epsilon; at "
+                     "epsilon >= 0.5 at most the largest class share): each means the attack "
+                     "is too weak to trust the number; empty when all hold",
     "robust_accuracy": "per epsilon, the fraction of examples classified correctly on the "
                        "clean image and at every iterate of every restart of every attack of "
                        "that epsilon: the worst case per example over the attacks, an upper "
@@ -310,4 +313,6 @@ def format_table(document: dict) -> str:
                   "the clean image, so this cell measures a weaker attack than its epsilon."]
     if document.get("seconds") is not None:
         lines += [f"Evaluation took {document['seconds']:.1f} s."]
+    for message in document.get("sanity_checks") or []:
+        lines += ["", f"WARNING: {message}"]
     return "\n".join(lines)

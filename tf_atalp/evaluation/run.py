@@ -12,6 +12,7 @@ from tf_atalp.evaluation.preparation import PreparedEvaluation
 from tf_atalp.evaluation.results import (
     average_over_draws, randomized_section, results_document, weak_cells, write_results)
 from tf_atalp.evaluation.robustness import evaluate_robustness
+from tf_atalp.evaluation.sanity import sanity_checks
 from tf_atalp.evaluation.subset import (
     balanced_subset, describe_subset, select_examples, split_labels)
 from tf_atalp.model_card import update_model_card
@@ -87,6 +88,9 @@ def run_evaluation(prepared: PreparedEvaluation, command: Sequence[str] | None =
                   "drop_broken": config.drop_broken,
                   "eot_samples": prepared.eot_samples, "random_draws": prepared.random_draws},
         class_names=info.class_names, seconds=time.time() - started, randomized=randomized)
+    document["sanity_checks"] = sanity_checks(document)
+    for message in document["sanity_checks"]:  # also at the end of the printed table
+        logging.warning("%s", message)
     write_results(prepared.results_path, document)
     plot_accuracy_vs_steps(document, plot_path(prepared.results_path))
     logging.info("Wrote %s", prepared.results_path)
