@@ -141,6 +141,37 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
         with open(os.path.join(model_dir, "served.json")) as f:
             self.assertEqual(json.load(f)["randomized"]["eot_samples"], 30)
 
+    def test_transfer_from_a_source_is_gray_or_black_box(self):
+        folder = temporary_folder(self)
+        target = os.path.join(folder, "target")
+        make_model_dir(target)
+        for name, width, expected in (("same_architecture", 8, "gray_box"),
+                                      ("wider", 16, "black_box")):
+            source = os.path.join(folder, name)
+            make_model_dir(source, width=width, seed=5)
+            run = run_eval_main(f"--model_dir={target}", f"--transfer_from={source}",
+                                "--epsilons=0.1", "--iterations=2,4", "--step_size=0.05",
+                                "--max_examples=16")
+            self.assertEqual(run.returncode, 0, run.stderr)
+            path = os.path.join(target, f"eval_results_{expected}_from_{name}.json")
+            with open(path) as f:
+                document = json.load(f)
+            self.assertEqual(document["threat_model"], expected)
+            self.assertEqual({p["threat_model"] for p in document["results"]}, {expected})
+            self.assertEqual(document["source_model"]["path"], source)
+            self.assertEqual(document["source_model"]["width"], width)
+            self.assertEqual([p["iterations"] for p in document["results"]], [2, 4])
+            self.assertEqual(document["source_model"]["white_box"][0]["threat_model"],
+                             "white_box")
+            self.assertIn(f"Attack crafted on: {source}", run.stdout)
+        with open(os.path.join(target, "model_card.json")) as f:
+            threat_models = {f["threat_model"] for f in json.load(f)["robustness"]}
+        self.assertContainsSubset({"gray_box", "black_box"}, threat_models)
+        refused = run_eval_main(f"--model_dir={target}", f"--transfer_from={source}",
+                                "--restarts=2")
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("`restarts` must be 1 with `transfer_from`", refused.stderr)
+
     @parameterized.named_parameters(
         ("epsilon_above_one", ["--epsilons=1.5"], r"`epsilons` must be in \[0, 1\]"),
         ("zero_iterations", ["--iterations=0"], "`iterations` must be counts >= 1"))

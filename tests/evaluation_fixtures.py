@@ -36,19 +36,20 @@ def temporary_folder(test_case) -> str:
     return test_case.enterContext(folder)
 
 
-def tiny_resnet(seed=0, **options) -> keras.Model:
+def tiny_resnet(seed=0, width=8, **options) -> keras.Model:
     """ResNet-10, width 8, 4 classes, 32-pixel images (dict outputs); `options` of build_resnet."""
     keras.utils.set_random_seed(seed)
-    return build_resnet(10, num_classes=NUM_CLASSES, image_size=IMAGE_SIZE, width=8, **options)
+    return build_resnet(10, num_classes=NUM_CLASSES, image_size=IMAGE_SIZE, width=width,
+                        **options)
 
 
-def tiny_run_config(model_dir: str, defense: str = "at_alp") -> RunConfig:
+def tiny_run_config(model_dir: str, defense: str = "at_alp", width: int = 8) -> RunConfig:
     """A run of `defense` (default AT+ALP) on the synthetic dataset with the tiny ResNet."""
     return RunConfig(
         data=DataConfig(dataset="synthetic", image_size=IMAGE_SIZE, batch_size=32,
                         synthetic_train_size=128, synthetic_test_size=TEST_SIZE,
                         synthetic_num_classes=NUM_CLASSES),
-        model=ModelConfig(architecture="resnet", depth=10, width=8, num_classes=NUM_CLASSES,
+        model=ModelConfig(architecture="resnet", depth=10, width=width, num_classes=NUM_CLASSES,
                           image_size=IMAGE_SIZE),
         defense=get_defense(defense),
         attack=PGD(epsilon=8 / 255, step_size=2 / 255, iterations=2),
@@ -56,14 +57,15 @@ def tiny_run_config(model_dir: str, defense: str = "at_alp") -> RunConfig:
 
 
 def make_model_dir(model_dir: str, network: keras.Model | None = None,
-                   finished: bool = True, defense: str = "at_alp") -> keras.Model:
+                   finished: bool = True, defense: str = "at_alp", width: int = 8,
+                   seed: int = 0) -> keras.Model:
     """Writes a finished (or, with finished=False, an interrupted) training model_dir.
 
     `defense` names the trained defense: the network is built with its model
     options and exported through its inference model, as train_main does.
     """
-    run_config = tiny_run_config(model_dir, defense)
-    network = network or tiny_resnet(**run_config.defense.model_options())
+    run_config = tiny_run_config(model_dir, defense, width)
+    network = network or tiny_resnet(seed, width, **run_config.defense.model_options())
     os.makedirs(os.path.join(model_dir, CHECKPOINTS_DIR), exist_ok=True)
     save_run_config(run_config, model_dir)
     network.save_weights(os.path.join(model_dir, CHECKPOINTS_DIR, "epoch_001.weights.h5"))

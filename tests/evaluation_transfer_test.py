@@ -55,6 +55,14 @@ class EvaluateTransferTest(tf.test.TestCase):
         source = result["models"]["source"]
         self.assertEqual(source["clean_correct"], white_box["clean_correct"])
         self.assertEqual(source["attacks"][0]["correct"], white_box["attacks"][0]["correct"])
+        self.assertEqual(source["per_class"], white_box["per_class"])
+        # Worst over the scored counts only: never below worst over every iterate.
+        for ours, every in zip(source["attacks"][0]["worst_iterate_correct"],
+                               white_box["attacks"][0]["worst_iterate_correct"]):
+            self.assertGreaterEqual(ours, every)
+        target = result["models"]["other"]
+        self.assertEqual(target["worst_case"][0]["robust_correct"],
+                         target["attacks"][0]["worst_iterate_correct"][-1])
 
     def test_a_target_identical_to_the_source_is_attacked_white_box(self):
         twin = conv_model(seed=0)  # the same weights: transfer is then white-box

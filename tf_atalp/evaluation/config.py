@@ -60,6 +60,10 @@ class EvalConfig:
         with new random draws and random starts); numbers are reported as
         the mean and spread over them. None: 1 for a deterministic model,
         DEFAULT_RANDOM_DRAWS for a randomized one.
+      transfer_from: a model (as `model_dir`) to craft the PGD images on, which
+        are then scored on `model_dir`'s model: gray-box when both have the
+        same architecture (from their run_config.json), else black-box. One
+        restart; no early stop (every iterate is scored).
       results_file: the JSON written; default <model_dir>/eval_results.json
         (`model_dir.EVAL_RESULTS_FILE`) for a training model_dir, required
         otherwise.
@@ -83,6 +87,7 @@ class EvalConfig:
     jit_compile: bool = False
     eot_samples: int | None = None
     random_draws: int | None = None
+    transfer_from: str | None = None
     results_file: str | None = None
 
     def __post_init__(self):
@@ -112,6 +117,9 @@ class EvalConfig:
         check(self.objective in OBJECTIVES,
                f"`objective` must be one of {OBJECTIVES}. Received: objective={self.objective!r}")
         check(self.seed >= 0, f"`seed` must be >= 0. Received: seed={self.seed}")
+        check(self.transfer_from is None or self.restarts == 1,
+              "`restarts` must be 1 with `transfer_from` (a transfer attack is one run per "
+              f"batch). Received: restarts={self.restarts}")
         for name in ("eot_samples", "random_draws"):
             value = getattr(self, name)
             check(value is None or value >= 1, f"`{name}` must be >= 1. Received: {name}={value}")

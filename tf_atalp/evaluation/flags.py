@@ -56,6 +56,10 @@ def define_eval_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          "Repeat the evaluation this many times with new random draws and "
                          "report mean and spread; default: 1, or 3 for a randomized model.",
                          **define)
+    flags.DEFINE_string("transfer_from", None,
+                        "Craft the PGD images on this model (a model_dir, SavedModel or .keras "
+                        "file) and score them on --model_dir: gray-box if it has the same "
+                        "architecture, black-box otherwise.", **define)
     flags.DEFINE_string("results_file", None, "The results JSON; default: "
                         f"<model_dir>/{EVAL_RESULTS_FILE} for a training model_dir.", **define)
     flags.mark_flag_as_required("model_dir", flag_values=flag_values)
@@ -82,4 +86,5 @@ def eval_config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> EvalC
         batch_size=f.batch_size, max_examples=f.max_examples, seed=f.seed,
         drop_broken=f.drop_broken,
         jit_compile=f.jit_compile, eot_samples=f.eot_samples, random_draws=f.random_draws,
+        transfer_from=f.transfer_from,
         results_file=f.results_file)

@@ -15,6 +15,7 @@ from tf_atalp.data import DataConfig, validate_data_config
 from tf_atalp.evaluation.config import (
     DEFAULT_EOT_SAMPLES, DEFAULT_RANDOM_DRAWS, PAPER_EPSILONS, EvalConfig)
 from tf_atalp.evaluation.loading import ModelSource, find_model
+from tf_atalp.evaluation.results import BLACK_BOX, GRAY_BOX, WHITE_BOX
 from tf_atalp.export import read_serving_info
 from tf_atalp.model_dir import EVAL_RESULTS_FILE
 from tf_atalp.models import MIN_IMAGE_SIZE
@@ -40,6 +41,20 @@ def model_randomization(source: ModelSource, run_config: RunConfig | None) -> st
     return run_config.defense.randomization() if run_config is not None else None
 
 
+def transfer_threat_model(target: RunConfig | None, source: RunConfig | None) -> str:
+    """GRAY_BOX when both run_configs name the same architecture, else BLACK_BOX.
+
+    (Architecture, depth, width and stem; the weights differ, as the
+    attacker of the paper's gray-box setting does not have them.) Without
+    both run_configs nothing is known in common: BLACK_BOX.
+    """
+    if target is None or source is None:
+        return BLACK_BOX
+    keys = ("architecture", "depth", "width", "stem")
+    same = all(getattr(target.model, k) == getattr(source.model, k) for k in keys)
+    return GRAY_BOX if same else BLACK_BOX
+
+
 @dataclasses.dataclass(frozen=True)
 class PreparedEvaluation:
     """A checked evaluation.
@@ -53,6 +68,9 @@ class PreparedEvaluation:
       randomization: what a randomized model draws per prediction, or None.
       eot_samples: draws averaged per gradient and prediction (1: plain).
       random_draws: repetitions of the whole evaluation.
+      threat_model: WHITE_BOX, or GRAY_BOX / BLACK_BOX with `transfer_source`.
+      transfer_source: where the model the images are crafted on is, or None.
+      transfer_run_config: its training RunConfig, or None.
     """
 
     config: EvalConfig
@@ -63,6 +81,9 @@ class PreparedEvaluation:
     randomization: str | None = None
     eot_samples: int = 1
     random_draws: int = 1
+    threat_model: str = WHITE_BOX
+    transfer_source: ModelSource | None = None
+    transfer_run_config: RunConfig | None = None
 
     def attacks(self) -> list:
         """One untargeted PGD attack per epsilon (with its restarts), each of max(iterations) steps."""
@@ -108,14 +129,34 @@ def prepare_evaluation(config: EvalConfig) -> PreparedEvaluation:
     check(config.dataset is not None or run_config is not None,
           f"`dataset` must be set: {config.model_dir!r} has no run_config.json to take "
           "the training dataset from. Received: dataset=None")
-    results_path = config.results_file or os.path.join(source.path, EVAL_RESULTS_FILE)
+    transfer_source = transfer_run_config = None
+    threat_model = WHITE_BOX
+    if config.transfer_from is not None:
+        try:
+            transfer_source = find_model(config.transfer_from)
+        except FileNotFoundError as error:
+            raise ValueError(f"`transfer_from` holds no model: {error}") from error
+        transfer_run_config = (load_run_config(transfer_source.run_config_dir)
+                               if transfer_source.run_config_dir else None)
+        threat_model = transfer_threat_model(run_config, transfer_run_config)
+        check(transfer_run_config is None or run_config is None
+              or transfer_run_config.model.image_size == run_config.model.image_size,
+              "`transfer_from` must take the target's image size. Received: "
+              f"{transfer_run_config and transfer_run_config.model.image_size} and "
+              f"{run_config and run_config.model.image_size}")
+    default_name = EVAL_RESULTS_FILE if transfer_source is None else (
+        f"{os.path.splitext(EVAL_RESULTS_FILE)[0]}_{threat_model}_from_"
+        f"{os.path.basename(os.path.normpath(transfer_source.path))}.json")
+    results_path = config.results_file or os.path.join(source.path, default_name)
     randomization = model_randomization(source, run_config)
     randomized = randomization is not None
     prepared = PreparedEvaluation(
         config, source, run_config, config.epsilons or default_epsilons(run_config),
         results_path, randomization,
         eot_samples=config.eot_samples or (DEFAULT_EOT_SAMPLES if randomized else 1),
-        random_draws=config.random_draws or (DEFAULT_RANDOM_DRAWS if randomized else 1))
+        random_draws=config.random_draws or (DEFAULT_RANDOM_DRAWS if randomized else 1),
+        threat_model=threat_model, transfer_source=transfer_source,
+        transfer_run_config=transfer_run_config)
     if run_config is not None:
         image_size, num_classes = run_config.data.image_size, run_config.model.num_classes
     else:  # Known only once the model is loaded; the rest can be checked now.

@@ -18,6 +18,10 @@ from tf_atalp.io_utils import atomic_write_json
 FORMAT_VERSION = 2
 # The model attacked is the model evaluated (gradients of its own logits).
 WHITE_BOX = "white_box"
+# Transfer: crafted white-box on another model (the source), scored on this one.
+GRAY_BOX = "gray_box"  # the source has the target's architecture (other weights)
+BLACK_BOX = "black_box"  # the source has another architecture
+THREAT_MODELS = (WHITE_BOX, GRAY_BOX, BLACK_BOX)
 DEFINITIONS = {
     "accuracy": "fraction of examples classified correctly on the clean image and after "
                 "`iterations` PGD steps of every restart; with early_stop in the attack "
@@ -38,6 +42,10 @@ DEFINITIONS = {
                   "transformation), the whole evaluation is repeated `random_draws` times "
                   "with new draws and random starts, and each number is the mean over the "
                   "repetitions (their standard deviation and values are under 'randomized')",
+    "threat_model": "white_box: the attack's gradients are the evaluated model's own; "
+                    "gray_box / black_box: PGD ran white-box on `source_model` (same / other "
+                    "architecture) and its iterates were scored on the evaluated model; "
+                    "worst-iterate is then over the scored counts only",
     "sanity_checks": "violated checks (robust accuracy non-increasing in epsilon; at "
                      "epsilon >= 0.5 at most the largest class share): each means the attack "
                      "is too weak to trust the number; empty when all hold",
@@ -59,7 +67,7 @@ def weak_cells(epsilons, step_size: float, iterations) -> list[tuple[float, int]
             if not can_reach_boundary(epsilon, step_size, k)]
 
 
-def attack_points(evaluation: dict) -> list[dict]:
+def attack_points(evaluation: dict, threat_model: str = WHITE_BOX) -> list[dict]:
     """One JSON-ready entry per (attack, iteration count) of `evaluate_robustness`."""
     points = []
     for result in evaluation["attacks"]:
@@ -67,7 +75,7 @@ def attack_points(evaluation: dict) -> list[dict]:
         epsilon, step_size = described["epsilon"], described.get("step_size")
         for index, iterations in enumerate(result["record_at"]):
             points.append({
-                "threat_model": WHITE_BOX, "attack": described["attack"],
+                "threat_model": threat_model, "attack": described["attack"],
                 "norm": described.get("norm", "linf"),
                 "epsilon": epsilon, "step_size": step_size,
                 "iterations": iterations, "run_iterations": described["iterations"],
@@ -88,9 +96,9 @@ def attack_points(evaluation: dict) -> list[dict]:
     return points
 
 
-def robust_accuracy(evaluation: dict) -> list[dict]:
+def robust_accuracy(evaluation: dict, threat_model: str = WHITE_BOX) -> list[dict]:
     """Per epsilon, the worst case over every attack and iterate: the headline numbers."""
-    return [{"threat_model": WHITE_BOX, "epsilon": entry["epsilon"],
+    return [{"threat_model": threat_model, "epsilon": entry["epsilon"],
              "robust_accuracy": entry["robust_accuracy"],
              "robust_correct": entry["robust_correct"],
              "num_examples": evaluation["num_examples"],
@@ -189,7 +197,9 @@ def results_document(evaluation: dict, *, dataset: dict, model: dict,
                      command: Sequence[str] | None = None, settings: dict | None = None,
                      class_names: Sequence[str] | None = None,
                      seconds: float | None = None,
-                     randomized: dict | None = None) -> dict:
+                     randomized: dict | None = None,
+                     threat_model: str = WHITE_BOX,
+                     source_model: dict | None = None) -> dict:
     """The JSON-ready results document.
 
     Args:
@@ -202,6 +212,9 @@ def results_document(evaluation: dict, *, dataset: dict, model: dict,
       seconds: the evaluation's wall time.
       randomized: None for a deterministic model, else `randomized_section`'s
         dict (then `evaluation` is `average_over_draws` of the repetitions).
+      threat_model: WHITE_BOX, or GRAY_BOX / BLACK_BOX for images crafted on
+        `source_model` (its description) and scored on `model`
+        (`evaluate_transfer`).
     """
     return {
         "format_version": FORMAT_VERSION,
@@ -218,8 +231,10 @@ def results_document(evaluation: dict, *, dataset: dict, model: dict,
         "clean_correct": evaluation["clean_correct"],
         "seconds": None if seconds is None else round(seconds, 1),
         "definitions": DEFINITIONS,
-        "results": attack_points(evaluation),
-        "robust_accuracy": robust_accuracy(evaluation),
+        "threat_model": threat_model,
+        "source_model": source_model,
+        "results": attack_points(evaluation, threat_model),
+        "robust_accuracy": robust_accuracy(evaluation, threat_model),
         "per_class": per_class_results(evaluation, class_names),
         "randomized": randomized,
     }
@@ -238,7 +253,8 @@ def _settings_key(point):
 
 def _describe_settings(point) -> str:
     start = "random start" if point["random_start"] else "start at the image"
-    return (f"{point['threat_model'].replace('_', '-')} L-inf PGD, {point['objective']} "
+    crafted = "" if point["threat_model"] == WHITE_BOX else " (crafted on the source model)"
+    return (f"{point['threat_model'].replace('_', '-')}{crafted} L-inf PGD, {point['objective']} "
             f"objective, step size {point['step_size']:g}, {start}, "
             f"{point['restarts']} restart(s), one run of {point['run_iterations']} steps"
             + ("; an example is no longer attacked once fooled (accuracy after k steps = "
@@ -285,6 +301,10 @@ def format_table(document: dict) -> str:
              f"Data: {data['name']} {data['split']} split, {n} examples",
              f"Clean accuracy: {document['clean_accuracy']:.4f} "
              f"({document['clean_correct']:g}/{n})"]
+    source = document.get("source_model")
+    if source:
+        lines.insert(1, f"Attack crafted on: {source['path']} ({_describe_model(source)}); "
+                        f"threat model {document['threat_model'].replace('_', '-')}")
     randomized = document.get("randomized")
     if randomized:
         clean = randomized["clean_accuracy"]

@@ -1,5 +1,6 @@
 """One evaluation run: load the model, attack it on the data, write the results and a plot."""
 
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -10,9 +11,11 @@ from tf_atalp import data as data_lib
 from tf_atalp.evaluation.loading import load_model
 from tf_atalp.evaluation.preparation import PreparedEvaluation
 from tf_atalp.evaluation.results import (
-    average_over_draws, randomized_section, results_document, weak_cells, write_results)
+    average_over_draws, randomized_section, results_document, robust_accuracy, weak_cells,
+    write_results)
 from tf_atalp.evaluation.robustness import evaluate_robustness
 from tf_atalp.evaluation.sanity import sanity_checks
+from tf_atalp.evaluation.transfer import SOURCE, evaluate_transfer
 from tf_atalp.evaluation.subset import (
     balanced_subset, describe_subset, select_examples, split_labels)
 from tf_atalp.model_card import update_model_card
@@ -34,9 +37,51 @@ def _warn_weak_cells(prepared: PreparedEvaluation) -> None:
             config.step_size, named)
 
 
+TARGET = "target"
+
+
 def plot_path(results_path: str) -> str:
     """Where the accuracy-against-steps figure of a results file goes (beside it, .png)."""
     return os.path.splitext(results_path)[0] + ".png"
+
+
+def _white_box(prepared: PreparedEvaluation, model, dataset, expected: int):
+    """(evaluation averaged over the repetitions, the randomized section or None)."""
+    config = prepared.config
+    attacks = prepared.attacks()
+    evaluations = []
+    for draw in range(prepared.random_draws):
+        if prepared.random_draws > 1:
+            report(f"Repetition {draw + 1} of {prepared.random_draws}:")
+        evaluations.append(evaluate_robustness(
+            model, dataset, attacks, record_at=config.iterations,
+            seed=config.seed if draw == 0 else derive_seed(config.seed, "draw", draw),
+            num_examples_hint=expected, progress=True, eot_samples=prepared.eot_samples))
+    randomized = None
+    if prepared.randomization is not None or len(evaluations) > 1 or prepared.eot_samples > 1:
+        randomized = randomized_section(evaluations, prepared.randomization,
+                                        prepared.eot_samples)
+    return average_over_draws(evaluations), randomized
+
+
+def _transfer(prepared: PreparedEvaluation, model, description: dict, dataset):
+    """(the target's evaluation on images crafted on the source, the source's description)."""
+    config = prepared.config
+    source, source_description = load_model(prepared.transfer_source,
+                                            prepared.transfer_run_config)
+    for key in ("image_size", "num_classes"):
+        if source_description[key] != description[key]:
+            raise ValueError(f"`transfer_from` must have the target's {key}. Received: "
+                             f"{source_description[key]} and {description[key]}")
+    report(f"{prepared.threat_model.replace('_', '-')}: crafting on "
+           f"{source_description['path']}, scoring on the target.")
+    # Every iterate is scored on the target: no early stop on the source.
+    attacks = [dataclasses.replace(attack.inner, early_stop=False)
+               for attack in prepared.attacks()]
+    result = evaluate_transfer(source, {TARGET: model}, dataset,
+                               attacks, record_at=config.iterations, seed=config.seed)
+    source_description["white_box"] = robust_accuracy(result["models"][SOURCE])
+    return result["models"][TARGET], source_description
 
 
 def run_evaluation(prepared: PreparedEvaluation, command: Sequence[str] | None = None) -> dict:
@@ -64,21 +109,14 @@ def run_evaluation(prepared: PreparedEvaluation, command: Sequence[str] | None =
         report(f"Randomized model ({prepared.randomization or 'as --eot_samples says'}): "
                f"expectation over {prepared.eot_samples} draws per gradient and prediction, "
                f"{prepared.random_draws} repetition(s).")
-    attacks = prepared.attacks()
-    evaluations = []
-    for draw in range(prepared.random_draws):
-        if prepared.random_draws > 1:
-            report(f"Repetition {draw + 1} of {prepared.random_draws}:")
-        evaluations.append(evaluate_robustness(
-            model, dataset, attacks, record_at=config.iterations,
-            seed=config.seed if draw == 0 else derive_seed(config.seed, "draw", draw),
-            num_examples_hint=expected, progress=True, eot_samples=prepared.eot_samples))
-    randomized = None
-    if prepared.randomization is not None or len(evaluations) > 1 or prepared.eot_samples > 1:
-        randomized = randomized_section(evaluations, prepared.randomization,
-                                        prepared.eot_samples)
+    if prepared.transfer_source is not None:
+        evaluation, source_model = _transfer(prepared, model, description, dataset)
+        randomized = None
+    else:
+        evaluation, randomized = _white_box(prepared, model, dataset, expected)
+        source_model = None
     document = results_document(
-        average_over_draws(evaluations),
+        evaluation,
         dataset={"name": info.name, "split": config.split, "split_size": split_size,
                  "source": data_config.resolved_source, "data_dir": data_config.data_dir,
                  "image_size": data_config.image_size, "subset": subset},
@@ -87,7 +125,8 @@ def run_evaluation(prepared: PreparedEvaluation, command: Sequence[str] | None =
                   "max_examples": config.max_examples, "jit_compile": config.jit_compile,
                   "drop_broken": config.drop_broken,
                   "eot_samples": prepared.eot_samples, "random_draws": prepared.random_draws},
-        class_names=info.class_names, seconds=time.time() - started, randomized=randomized)
+        class_names=info.class_names, seconds=time.time() - started, randomized=randomized,
+        threat_model=prepared.threat_model, source_model=source_model)
     document["sanity_checks"] = sanity_checks(document)
     for message in document["sanity_checks"]:  # also at the end of the printed table
         logging.warning("%s", message)

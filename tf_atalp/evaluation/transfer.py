@@ -41,6 +41,50 @@ def _single_pgd(attack) -> PGD:
     return attack
 
 
+def _per_class(labels: np.ndarray, mask: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.bincount(labels[mask], minlength=num_classes).astype(np.int64)
+
+
+class _Tally:
+    """One scored model's counts, in the form `evaluate_robustness` returns."""
+
+    def __init__(self, counts, num_classes):
+        self.counts = counts
+        self.num_classes = num_classes
+        self.clean = 0
+        self.class_total = np.zeros(num_classes, np.int64)
+        self.class_clean = np.zeros(num_classes, np.int64)
+        self.correct = [np.zeros(len(ks), np.int64) for ks in counts]
+        self.worst = [np.zeros(len(ks), np.int64) for ks in counts]
+        self.class_correct = [np.zeros(num_classes, np.int64) for _ in counts]
+        self.class_worst = [np.zeros(num_classes, np.int64) for _ in counts]
+        self.robust = {}
+
+    def result(self, pgds, num_examples) -> dict:
+        groups = {}
+        for index, pgd in enumerate(pgds):
+            groups.setdefault(pgd.epsilon, []).append(index)
+        return {
+            "num_examples": num_examples, "clean_correct": self.clean,
+            "clean_accuracy": self.clean / num_examples,
+            "per_class": {"num_examples": [int(c) for c in self.class_total],
+                          "clean_correct": [int(c) for c in self.class_clean]},
+            "attacks": [{
+                "attack": pgd, "record_at": ks,
+                "correct": [int(c) for c in self.correct[i]],
+                "accuracy": [int(c) / num_examples for c in self.correct[i]],
+                "worst_iterate_correct": [int(c) for c in self.worst[i]],
+                "worst_iterate_accuracy": [int(c) / num_examples for c in self.worst[i]],
+                "per_class_correct": [int(c) for c in self.class_correct[i]],
+                "per_class_worst_iterate_correct": [int(c) for c in self.class_worst[i]],
+            } for i, (pgd, ks) in enumerate(zip(pgds, self.counts))],
+            "worst_case": [{"epsilon": epsilon, "attacks": members,
+                            "robust_correct": self.robust.get(epsilon, 0),
+                            "robust_accuracy": self.robust.get(epsilon, 0) / num_examples}
+                           for epsilon, members in sorted(groups.items())],
+        }
+
+
 def evaluate_transfer(source: Callable,
                       targets: Mapping[str, Callable],
                       dataset: tf.data.Dataset,
@@ -56,8 +100,7 @@ def evaluate_transfer(source: Callable,
       targets: {name: model} scored on the source's images (name "source" is
         reserved for the source's own white-box numbers).
       dataset: batches (images float32 [B, S, S, 3] in [0, 1], labels int [B]).
-      attacks: PGD attacks (one epsilon each; `Restarts(PGD, 1)` is taken as
-        its PGD).
+      attacks: PGD attacks (`Restarts(PGD, 1)` is taken as its PGD).
       record_at: the step counts scored (each <= every attack's iterations);
         None: each attack's iterations.
       max_examples: only the first N examples of `dataset`.
@@ -65,12 +108,11 @@ def evaluate_transfer(source: Callable,
         `evaluate_robustness` draws restart 0).
 
     Returns:
-      {"num_examples": n,
-       "models": {name: {"clean_correct": int, "clean_accuracy": float,
-                         "attacks": [{"attack": the PGD, "record_at": [k...],
-                                      "correct": [int per k],
-                                      "accuracy": [float per k]}]}}}
-      with one entry per target and one, "source", for the source.
+      {"num_examples": n, "models": {name: evaluation}}, one entry per target
+      and one, "source", for the source, each `evaluation` in the form
+      `evaluate_robustness` returns. Worst-iterate here is over the SCORED
+      counts only (the target sees no other iterate); "worst_case" per
+      epsilon is over every attack of that epsilon and every scored count.
     """
     if not targets or SOURCE in targets:
         raise ValueError(f"`targets` must be a non-empty dict of models not named {SOURCE!r}. "
@@ -84,34 +126,43 @@ def evaluate_transfer(source: Callable,
             raise ValueError(f"`record_at` must lie in [0, {pgd.iterations}]. Received: {ks}")
     source_fn = inference_logits(source)
     scorers = {SOURCE: source_fn, **{name: inference_logits(m) for name, m in targets.items()}}
-    clean = {name: 0 for name in scorers}
-    correct = {name: [np.zeros(len(ks), np.int64) for ks in counts] for name in scorers}
-    num_examples = 0
+    tallies, num_examples = None, 0
     for batch_index, (images, labels) in enumerate(first_examples(dataset, max_examples)):
         images = tf.convert_to_tensor(images, tf.float32)
         labels = tf.cast(labels, tf.int32)
-        clean_ok = {name: correct_predictions(fn(images), labels).numpy()
-                    for name, fn in scorers.items()}
-        num_examples += int(labels.shape[0])
-        for name in scorers:
-            clean[name] += int(clean_ok[name].sum())
+        label_values = labels.numpy()
+        clean_logits = {name: fn(images) for name, fn in scorers.items()}
+        if tallies is None:
+            num_classes = int(clean_logits[SOURCE].shape[-1])
+            tallies = {name: _Tally(counts, num_classes) for name in scorers}
+        num_examples += len(label_values)
+        clean_ok = {}
+        for name, tally in tallies.items():
+            clean_ok[name] = correct_predictions(clean_logits[name], labels).numpy()
+            tally.clean += int(clean_ok[name].sum())
+            tally.class_total += np.bincount(label_values, minlength=tally.num_classes)
+            tally.class_clean += _per_class(label_values, clean_ok[name], tally.num_classes)
+        survived = {name: {} for name in scorers}
         batch_seed = derive_seed(seed, "pgd", batch_index, 0)
         for index, (pgd, ks) in enumerate(zip(pgds, counts)):
             iterates = pgd.iterates(source_fn, images, labels, at=ks, seed=batch_seed)
-            for position, k in enumerate(ks):
-                for name, fn in scorers.items():
-                    still = correct_predictions(fn(iterates[k]), labels).numpy()
-                    correct[name][index][position] += int((clean_ok[name] & still).sum())
+            for name, fn in scorers.items():
+                tally = tallies[name]
+                at_k = np.stack([clean_ok[name] & correct_predictions(fn(iterates[k]),
+                                                                      labels).numpy()
+                                 for k in ks])
+                worst = np.logical_and.accumulate(at_k, axis=0)
+                tally.correct[index] += at_k.sum(axis=1)
+                tally.worst[index] += worst.sum(axis=1)
+                tally.class_correct[index] += _per_class(label_values, at_k[-1], tally.num_classes)
+                tally.class_worst[index] += _per_class(label_values, worst[-1], tally.num_classes)
+                previous = survived[name].get(pgd.epsilon, clean_ok[name])
+                survived[name][pgd.epsilon] = previous & worst[-1]
+        for name, tally in tallies.items():
+            for epsilon, alive in survived[name].items():
+                tally.robust[epsilon] = tally.robust.get(epsilon, 0) + int(alive.sum())
     if num_examples == 0:
         raise ValueError("The dataset yielded no examples to evaluate.")
-    return {
-        "num_examples": num_examples,
-        "models": {name: {
-            "clean_correct": clean[name],
-            "clean_accuracy": clean[name] / num_examples,
-            "attacks": [{"attack": pgd, "record_at": ks,
-                         "correct": [int(c) for c in correct[name][index]],
-                         "accuracy": [int(c) / num_examples for c in correct[name][index]]}
-                        for index, (pgd, ks) in enumerate(zip(pgds, counts))],
-        } for name in scorers},
-    }
+    return {"num_examples": num_examples,
+            "models": {name: tally.result(pgds, num_examples)
+                       for name, tally in tallies.items()}}
