@@ -320,8 +320,13 @@ def format_table(document: dict) -> str:
         lines += _table(points)
     robust = document.get("robust_accuracy") or []
     if robust:
-        lines += ["", "Robust accuracy (worst case per example over every attack, restart and "
-                      "iterate; an upper bound):"]
+        if document.get("threat_model", WHITE_BOX) == WHITE_BOX:
+            lines += ["", "Robust accuracy (worst case per example over every attack, restart "
+                          "and iterate; an upper bound):"]
+        else:
+            lines += ["", "Transfer accuracy (worst case per example over every attack and "
+                          "scored count of the source's images; white-box attacks on this "
+                          "model can only do better):"]
         spread = {entry["epsilon"]: entry["std"]
                   for entry in (randomized or {}).get("robust_accuracy", [])}
         lines += [f"  epsilon {entry['epsilon']:g}: {entry['robust_accuracy']:.4f} "
