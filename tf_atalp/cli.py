@@ -21,7 +21,6 @@ def exit_with_error(message: str, program: str | None = None) -> NoReturn:
     sys.exit(USAGE_ERROR_STATUS)
 
 
-
 def flagfiles_first(argv: list[str]) -> list[str]:
     """argv with every --flagfile moved to the front (in their order), the other flags after.
 

@@ -54,14 +54,19 @@ class ModelLogits:
         return f"ModelLogits({getattr(self.model, 'name', self.model)!r}, {mode} mode)"
 
 
-def _model_logits(model: Callable, training: bool) -> ModelLogits:
+def _one_per_model(model: Callable, key, make: Callable):
+    """`make()`, built once per (model, key) and reused (compiled attacks then trace once)."""
     try:
-        per_mode = _wrapped.setdefault(model, {})
+        per_model = _wrapped.setdefault(model, {})
     except TypeError:  # not weak-referenceable: a fresh wrapper (traced per call)
-        return ModelLogits(model, training)
-    if training not in per_mode:
-        per_mode[training] = ModelLogits(model, training)
-    return per_mode[training]
+        return make()
+    if key not in per_model:
+        per_model[key] = make()
+    return per_model[key]
+
+
+def _model_logits(model: Callable, training: bool) -> ModelLogits:
+    return _one_per_model(model, training, lambda: ModelLogits(model, training))
 
 
 def inference_logits(model: Callable) -> ModelLogits:
@@ -139,14 +144,9 @@ def expectation_over_transformation(model: Callable, samples: int
     Reusing the instance lets compiled attacks reuse their trace (an EoT
     graph holds `samples` unrolled passes, so tracing it is slow).
     """
-    try:
-        per_model = _wrapped.setdefault(model, {})
-    except TypeError:
-        return ExpectationOverTransformation(inference_logits(model), samples)
-    key = ("eot", samples)
-    if key not in per_model:
-        per_model[key] = ExpectationOverTransformation(inference_logits(model), samples)
-    return per_model[key]
+    return _one_per_model(
+        model, ("eot", samples),
+        lambda: ExpectationOverTransformation(inference_logits(model), samples))
 
 
 class BackwardPassDifferentiableApproximation:

@@ -212,6 +212,12 @@ class PGD:
             return AttackResult(adversarial)
         return AttackResult(adversarial, record_tensor, correct_at)
 
+    def _start_point(self, clean: tf.Tensor, seed) -> tf.Tensor:
+        """Iterate 0 for the whole batch: the random start (drawn from `seed`) or the images."""
+        if not self.random_start:
+            return clean
+        return random_start(clean, tf.constant(self.epsilon, tf.float32), seed_tensor(seed))
+
     def _attack_with_early_stop(self, model_fn, images, attack_labels, seed,
                                 record_at: list[int]) -> AttackResult:
         """`attack` in segments of EARLY_STOP_SEGMENT steps, each on the examples not yet fooled.
@@ -221,9 +227,7 @@ class PGD:
         dropped.
         """
         clean = tf.cast(images, tf.float32)
-        epsilon = tf.constant(self.epsilon, tf.float32)
-        current = (random_start(clean, epsilon, seed_tensor(seed)) if self.random_start
-                   else clean).numpy()
+        current = self._start_point(clean, seed).numpy()
         record = np.asarray(record_at)
         correct = np.ones([len(record), current.shape[0]], bool)
         active = np.arange(current.shape[0])
@@ -265,8 +269,7 @@ class PGD:
                              f"Received: at={list(at)}")
         clean = tf.cast(check_images(images), tf.float32)
         attack_labels = _attack_labels(labels, self.targeted, target_labels)
-        current = (random_start(clean, tf.constant(self.epsilon, tf.float32), seed_tensor(seed))
-                   if self.random_start else clean)
+        current = self._start_point(clean, seed)
         loop = _compiled_loop(self.jit_compile)
         iterates, done = {}, 0
         for count in counts:

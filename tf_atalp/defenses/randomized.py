@@ -30,7 +30,7 @@ import dataclasses
 import keras
 
 from tf_atalp.defenses.base import Defense
-from tf_atalp.defenses.terms import ADVERSARIAL, CE_TARGETS, CLEAN, CrossEntropyTerm
+from tf_atalp.defenses.terms import ADVERSARIAL, CLEAN, CrossEntropyTerm
 from tf_atalp.models.layers import NOISE_DISTRIBUTIONS
 from tf_atalp.models.randomization import DEFAULT_SIZE_RATIO, INTERPOLATIONS, randomized_model
 
@@ -99,8 +99,6 @@ class Randomization(Defense):
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"`interpolation` must be one of {INTERPOLATIONS}. "
                              f"Received: interpolation={self.interpolation!r}")
-        if self.ce_on not in CE_TARGETS:
-            raise ValueError(f"`ce_on` must be one of {CE_TARGETS}. Received: ce_on={self.ce_on!r}")
         super().__post_init__()
 
     @property

@@ -81,7 +81,7 @@ def _attack_batch(model_fn, images, labels, clean_correct, attack, batch_index, 
     return correct_at, np.logical_and.accumulate(correct_at, axis=0)
 
 
-def _per_class_counts(labels: np.ndarray, correct: np.ndarray, num_classes: int) -> np.ndarray:
+def per_class_counts(labels: np.ndarray, correct: np.ndarray, num_classes: int) -> np.ndarray:
     """int64 [K]: the number of correct examples of each class."""
     return np.bincount(labels[correct], minlength=num_classes).astype(np.int64)
 
@@ -178,7 +178,7 @@ def evaluate_robustness(model: Callable,
         num_examples += len(clean_correct)
         clean_total += int(clean_correct.sum())
         class_total += np.bincount(label_values, minlength=num_classes)
-        class_clean += _per_class_counts(label_values, clean_correct, num_classes)
+        class_clean += per_class_counts(label_values, clean_correct, num_classes)
         survived_all = []
         for index, attack in enumerate(attacks):
             correct_at, worst_at = _attack_batch(
@@ -186,8 +186,8 @@ def evaluate_robustness(model: Callable,
             correct[index] += correct_at[counts[index]].sum(axis=1)
             worst[index] += worst_at[counts[index]].sum(axis=1)
             last = counts[index][-1]
-            class_correct[index] += _per_class_counts(label_values, correct_at[last], num_classes)
-            class_worst[index] += _per_class_counts(label_values, worst_at[last], num_classes)
+            class_correct[index] += per_class_counts(label_values, correct_at[last], num_classes)
+            class_worst[index] += per_class_counts(label_values, worst_at[last], num_classes)
             survived_all.append(worst_at[-1])
         for epsilon, members in groups.items():
             robust[epsilon] += int(np.logical_and.reduce([survived_all[i] for i in members]).sum())

@@ -24,6 +24,7 @@ from tf_atalp.attacks.composite import Restarts
 from tf_atalp.attacks.model_fns import inference_logits
 from tf_atalp.attacks.pgd import PGD
 from tf_atalp.data.datasets import first_examples
+from tf_atalp.evaluation.robustness import per_class_counts
 from tf_atalp.seeds import derive_seed
 
 SOURCE = "source"
@@ -39,10 +40,6 @@ def _single_pgd(attack) -> PGD:
     if attack.targeted:
         raise ValueError("Transfer accuracy is measured with untargeted attacks.")
     return attack
-
-
-def _per_class(labels: np.ndarray, mask: np.ndarray, num_classes: int) -> np.ndarray:
-    return np.bincount(labels[mask], minlength=num_classes).astype(np.int64)
 
 
 class _Tally:
@@ -141,7 +138,7 @@ def evaluate_transfer(source: Callable,
             clean_ok[name] = correct_predictions(clean_logits[name], labels).numpy()
             tally.clean += int(clean_ok[name].sum())
             tally.class_total += np.bincount(label_values, minlength=tally.num_classes)
-            tally.class_clean += _per_class(label_values, clean_ok[name], tally.num_classes)
+            tally.class_clean += per_class_counts(label_values, clean_ok[name], tally.num_classes)
         survived = {name: {} for name in scorers}
         batch_seed = derive_seed(seed, "pgd", batch_index, 0)
         for index, (pgd, ks) in enumerate(zip(pgds, counts)):
@@ -154,8 +151,8 @@ def evaluate_transfer(source: Callable,
                 worst = np.logical_and.accumulate(at_k, axis=0)
                 tally.correct[index] += at_k.sum(axis=1)
                 tally.worst[index] += worst.sum(axis=1)
-                tally.class_correct[index] += _per_class(label_values, at_k[-1], tally.num_classes)
-                tally.class_worst[index] += _per_class(label_values, worst[-1], tally.num_classes)
+                tally.class_correct[index] += per_class_counts(label_values, at_k[-1], tally.num_classes)
+                tally.class_worst[index] += per_class_counts(label_values, worst[-1], tally.num_classes)
                 previous = survived[name].get(pgd.epsilon, clean_ok[name])
                 survived[name][pgd.epsilon] = previous & worst[-1]
         for name, tally in tallies.items():
