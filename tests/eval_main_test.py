@@ -193,7 +193,26 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
     def test_missing_model_dir_exits_nonzero(self):
         run = run_eval_main("--epsilons=0.03")
         self.assertNotEqual(run.returncode, 0)
-        self.assertIn("--model_dir must have a value", run.stderr)
+        self.assertIn("`model_dir` must be set", run.stderr)
+
+    def test_paper_protocol_runs_from_the_command_line(self):
+        output = os.path.join(temporary_folder(self), "protocol")
+        run = run_eval_main("--protocol=paper", f"--targets={self.model_dir}",
+                            f"--output_dir={output}", "--iterations=2", "--epsilons=0.5",
+                            "--strong_iterations=2", "--max_examples=8",
+                            "--figure_images=0", "--landscape_grid=0")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("Report:", run.stdout)
+        self.assertIn("cell", run.stdout)  # the progress bar counts cells
+        with open(os.path.join(output, "protocol_results.json")) as f:
+            document = json.load(f)
+        self.assertEqual([s["record_at"] for s in document["settings"]], [[2], [2]])
+        self.assertEqual(document["data"]["num_examples"], 8)
+        with open(os.path.join(output, "report.md")) as f:
+            self.assertIn("## Sanity checks", f.read())
+        refused = run_eval_main("--protocol=paper", f"--targets={self.model_dir}")
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("`output_dir` must be set", refused.stderr)
 
     def test_model_dir_without_model_exits_nonzero(self):
         empty = temporary_folder(self)

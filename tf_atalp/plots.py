@@ -92,7 +92,7 @@ def plot_training_curves(history_csv: str, output_png: str) -> str:
     accuracies.set_ylim(-0.02, 1.02)
     figure.suptitle(os.path.basename(os.path.dirname(os.path.abspath(history_csv)))
                     or history_csv)
-    return _save_png(figure, output_png)
+    return save_png(figure, output_png)
 
 
 def plot_accuracy_vs_steps(document: dict, output_png: str) -> str:
@@ -121,9 +121,9 @@ def plot_accuracy_vs_steps(document: dict, output_png: str) -> str:
         line = sorted(by_epsilon[epsilon], key=lambda p: p["iterations"])
         steps = [p["iterations"] for p in line]
         axes.plot(steps, [p["accuracy"] for p in line], color=color, marker="o",
-                  label=f"epsilon {_pixels(epsilon)}")
+                  label=f"epsilon {pixels(epsilon)}")
         axes.plot(steps, [p["worst_iterate_accuracy"] for p in line], color=color,
-                  linestyle="--", label=f"epsilon {_pixels(epsilon)}, worst iterate")
+                  linestyle="--", label=f"epsilon {pixels(epsilon)}, worst iterate")
     if document.get("clean_accuracy") is not None:
         axes.axhline(document["clean_accuracy"], color="black", linestyle=":",
                      label=f"clean {document['clean_accuracy']:.3f}")
@@ -134,7 +134,7 @@ def plot_accuracy_vs_steps(document: dict, output_png: str) -> str:
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     axes.set_title(_settings_title(points))
-    return _save_png(figure, output_png)
+    return save_png(figure, output_png)
 
 
 def _settings_title(points) -> str:
@@ -142,11 +142,11 @@ def _settings_title(points) -> str:
     def values(key, form):
         return "/".join(form(v) for v in sorted({p[key] for p in points}))
     return (f"{values('threat_model', lambda v: str(v).replace('_', '-'))} PGD, "
-            f"step size {values('step_size', _pixels)}, "
+            f"step size {values('step_size', pixels)}, "
             f"{values('restarts', str)} restart(s)")
 
 
-def _pixels(value: float) -> str:
+def pixels(value: float) -> str:
     """A size in [0, 1] pixel units, as k/255 when it is one: "8/255" or "0.03"."""
     levels = value * 255
     if levels > 0 and abs(levels - round(levels)) < 1e-6:
@@ -154,7 +154,7 @@ def _pixels(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _save_png(figure: Figure, output_png: str) -> str:
+def save_png(figure: Figure, output_png: str) -> str:
     """Renders `figure` to a temporary PNG beside `output_png`, then renames it into place."""
     folder = os.path.dirname(os.path.abspath(output_png))
     os.makedirs(folder, exist_ok=True)

@@ -205,12 +205,16 @@ class PGD:
         record_tensor = tf.constant(record_at or [], tf.int32)
         adversarial, correct_at = _compiled_loop(self.jit_compile)(
             model_fn, images, _attack_labels(labels, self.targeted, target_labels),
-            self.epsilon, self.step_size, tf.constant(self.iterations, tf.int32), record_tensor,
+            *self._radius_and_step(), tf.constant(self.iterations, tf.int32), record_tensor,
             random_init=self.random_start, objective=self.objective, targeted=self.targeted,
             trace=record_at is not None, seed=seed_tensor(seed))
         if record_at is None:
             return AttackResult(adversarial)
         return AttackResult(adversarial, record_tensor, correct_at)
+
+    def _radius_and_step(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """epsilon and step_size as float32 tensors: one trace of the loop serves every value."""
+        return tf.constant(self.epsilon, tf.float32), tf.constant(self.step_size, tf.float32)
 
     def _start_point(self, clean: tf.Tensor, seed) -> tf.Tensor:
         """Iterate 0 for the whole batch: the random start (drawn from `seed`) or the images."""
@@ -240,7 +244,7 @@ class PGD:
             steps = end - begin
             adversarial, correct_at = loop(
                 model_fn, tf.gather(clean, active), tf.gather(attack_labels, active),
-                self.epsilon, self.step_size, tf.constant(steps, tf.int32),
+                *self._radius_and_step(), tf.constant(steps, tf.int32),
                 tf.range(steps + 1, dtype=tf.int32), random_init=False,
                 objective=self.objective, targeted=self.targeted, trace=True, seed=None,
                 start=tf.constant(current[active]))
@@ -275,7 +279,7 @@ class PGD:
         for count in counts:
             if count > done:
                 current, _ = loop(
-                    model_fn, clean, attack_labels, self.epsilon, self.step_size,
+                    model_fn, clean, attack_labels, *self._radius_and_step(),
                     tf.constant(count - done, tf.int32), tf.constant([], tf.int32),
                     random_init=False, objective=self.objective, targeted=self.targeted,
                     trace=False, seed=None, start=current)

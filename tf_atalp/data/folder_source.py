@@ -22,6 +22,11 @@ def _decodable_split(config: DataConfig, listing: FolderListing, split: str) -> 
                         f"{split} split of {config.data_dir!r}")
 
 
+def split_files(config: DataConfig, split: str) -> ImageFiles:
+    """The files of `split` in the order the evaluation dataset reads them."""
+    return _decodable_split(config, list_config_folder(config), split)
+
+
 def folder_dataset_info(config: DataConfig, decode: bool = False) -> DatasetInfo:
     """Class names and split sizes from the file listing.
 
@@ -52,7 +57,7 @@ def folder_examples(config: DataConfig, split: str, training: bool,
         resize="keep_aspect" in training, images keep their aspect ratio (short side S)
         and the pipeline crops them.
     """
-    files = _decodable_split(config, list_config_folder(config), split)
+    files = split_files(config, split)
     paths = np.array(files.paths)
     labels = np.array(files.labels, dtype=np.int32)
     if training:

@@ -62,10 +62,15 @@ def define_eval_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         "architecture, black-box otherwise.", **define)
     flags.DEFINE_string("results_file", None, "The results JSON; default: "
                         f"<model_dir>/{EVAL_RESULTS_FILE} for a training model_dir.", **define)
-    flags.mark_flag_as_required("model_dir", flag_values=flag_values)
 
 
-def _numbers(name: str, values: list[str], kind) -> tuple:
+def check_model_dir_given(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """--model_dir is required for a single evaluation (a protocol names its models)."""
+    if flag_values.model_dir is None:
+        raise ValueError("`model_dir` must be set (or use --protocol=paper with --targets).")
+
+
+def parse_numbers(name: str, values: list[str], kind) -> tuple:
     try:
         return tuple(kind(v) for v in values)
     except ValueError:
@@ -77,11 +82,12 @@ def _numbers(name: str, values: list[str], kind) -> tuple:
 def eval_config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> EvalConfig:
     """Builds (and so checks, fields only) the `EvalConfig` from parsed flags; raises ValueError."""
     f = flag_values
+    check_model_dir_given(f)
     return EvalConfig(
         model_dir=f.model_dir, dataset=f.dataset, data_dir=f.data_dir,
         data_source=f.data_source, split=f.split,
-        epsilons=None if f.epsilons is None else _numbers("epsilons", f.epsilons, float),
-        iterations=_numbers("iterations", f.iterations, int), step_size=f.step_size,
+        epsilons=None if f.epsilons is None else parse_numbers("epsilons", f.epsilons, float),
+        iterations=parse_numbers("iterations", f.iterations, int), step_size=f.step_size,
         restarts=f.restarts, random_start=f.random_start, objective=f.objective,
         batch_size=f.batch_size, max_examples=f.max_examples, seed=f.seed,
         drop_broken=f.drop_broken,

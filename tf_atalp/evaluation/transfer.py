@@ -88,7 +88,8 @@ def evaluate_transfer(source: Callable,
                       attacks: Sequence,
                       record_at: Sequence[int] | None = None,
                       max_examples: int | None = None,
-                      seed: int = 0) -> dict:
+                      seed: int = 0,
+                      observe: Callable | None = None) -> dict:
     """Accuracy of each target on adversarial images crafted on `source`.
 
     Args:
@@ -103,6 +104,9 @@ def evaluate_transfer(source: Callable,
       max_examples: only the first N examples of `dataset`.
       seed: the random starts (batch b draws from (seed, "pgd", b, 0), as
         `evaluate_robustness` draws restart 0).
+      observe: called as observe(batch_index, images, labels, epsilon,
+        iterate) with the iterate after the last scored count of every attack
+        and batch (to measure something else on the adversarial images).
 
     Returns:
       {"num_examples": n, "models": {name: evaluation}}, one entry per target
@@ -143,6 +147,8 @@ def evaluate_transfer(source: Callable,
         batch_seed = derive_seed(seed, "pgd", batch_index, 0)
         for index, (pgd, ks) in enumerate(zip(pgds, counts)):
             iterates = pgd.iterates(source_fn, images, labels, at=ks, seed=batch_seed)
+            if observe is not None:
+                observe(batch_index, images, labels, pgd.epsilon, iterates[ks[-1]])
             for name, fn in scorers.items():
                 tally = tallies[name]
                 at_k = np.stack([clean_ok[name] & correct_predictions(fn(iterates[k]),
