@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tf_atalp.analysis.attention_figure import (
     ADVERSARIAL, CLEAN, attention_panels, write_attention_summaries)
@@ -121,6 +122,11 @@ def _figure4(protocol, indices) -> list[str]:
         how = f"white-box {setting.name} PGD (eps {config.figure_epsilon:g}) on each model"
     panels = {name: attention_panels({name: net}, images, adversarial_of[name])[name]
               for name, net in networks.items()}
+    groups = list(next(iter(panels.values()))[CLEAN]["maps"])
+    unlike = [name for name, p in panels.items() if list(p[CLEAN]["maps"]) != groups]
+    if unlike:  # e.g. an ensemble's "<member>_<group>" maps
+        logging.warning("Figure 4 leaves out %s: their feature maps are not %s.", unlike, groups)
+        panels = {name: p for name, p in panels.items() if name not in unlike}
     names = protocol.data.class_names
     paths = []
     for row_index, example in enumerate(indices):
@@ -131,7 +137,6 @@ def _figure4(protocol, indices) -> list[str]:
                 rows.append({"label": f"{name}, {which}: {predicted}",
                              "adversarial": which == ADVERSARIAL,
                              "maps": {g: m[row_index] for g, m in by_which[which]["maps"].items()}})
-        groups = list(next(iter(panels.values()))[CLEAN]["maps"])
         first = next(iter(adversarial_of.values()))
         title = (f"Figure 4, test example {example} (label {names[int(labels[row_index])]}); "
                  f"adversarial: {how}")
