@@ -72,6 +72,41 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
         self.assertLen(per_class["attacks"], 1)
         self.assertEqual(per_class["attacks"][0]["iterations"], 5)
 
+    def test_apgd_runs_as_the_attack_and_is_named_in_the_results(self):
+        run = run_eval_main(f"--model_dir={self.model_dir}", "--epsilons=0.03",
+                            "--iterations=5,10", "--max_examples=16", "--attack=apgd-ce")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        with open(self.results_file) as f:
+            document = json.load(f)
+        self.assertEqual({p["attack"] for p in document["results"]}, {"apgd-ce"})
+        self.assertEqual({p["step_size"] for p in document["results"]}, {None})
+        self.assertEqual(document["robust_accuracy"][0]["attacks"][0]["loss"], "ce")
+        self.assertIn("L-inf APGD-CE, ce objective, adaptive step size", run.stdout)
+        run = run_eval_main(f"--model_dir={self.model_dir}", "--epsilons=0.03",
+                            "--iterations=10", "--max_examples=16", "--attack=square")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        with open(self.results_file) as f:
+            described = json.load(f)["robust_accuracy"][0]["attacks"][0]
+        self.assertEqual((described["attack"], described["queries"]), ("square", 10))
+
+    def test_autoattack_standard_reports_each_attack_and_its_flags(self):
+        run = run_eval_main(f"--model_dir={self.model_dir}", "--epsilons=0.03,0.1",
+                            "--max_examples=8", "--attack=autoattack", "--version=standard",
+                            "--autoattack_iterations=3", "--square_queries=5")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        with open(self.results_file) as f:
+            document = json.load(f)
+        runs = document["autoattack"]
+        self.assertEqual([r["epsilon"] for r in runs], [0.03, 0.1])
+        for entry, run_ in zip(document["robust_accuracy"], runs):
+            self.assertEqual(list(run_["robust_after"]), ["apgd-ce", "apgd-t", "fab-t", "square"])
+            self.assertEqual(entry["robust_accuracy"], run_["robust_accuracy"])
+            self.assertEqual(entry["robust_accuracy"], run_["robust_after"]["square"])
+            self.assertEqual([a["attack"] for a in entry["attacks"]],
+                             ["apgd-ce", "apgd-t", "fab-t", "square"])
+            self.assertIsInstance(run_["flags"], list)
+        self.assertIn("AutoAttack (standard, epsilon 0.03)", run.stdout)
+
     def test_max_examples_takes_a_class_balanced_subset(self):
         run = run_eval_main(f"--model_dir={self.model_dir}", "--epsilons=0.03",
                             "--iterations=1", "--max_examples=8")

@@ -38,6 +38,11 @@ class EvalConfigTest(tf.test.TestCase, parameterized.TestCase):
         ("batch_size", {"batch_size": 0}, "`batch_size` must be >= 1"),
         ("max_examples", {"max_examples": 0}, "`max_examples` must be >= 1"),
         ("seed", {"seed": -1}, "`seed` must be >= 0"),
+        ("attack", {"attack": "cw"}, "`attack` must be one of"),
+        ("apgd_at_zero_epsilon", {"attack": "apgd-ce", "epsilons": (0.0, 0.1)},
+         "must be > 0 for apgd-ce"),
+        ("apgd_transfer", {"attack": "apgd-t", "transfer_from": "/src"},
+         "`transfer_from` crafts with PGD"),
         ("model_dir", {"model_dir": ""}, "`model_dir` must be set"))
     def test_bad_values_raise(self, kwargs, message):
         with self.assertRaisesRegex(ValueError, message):
@@ -87,8 +92,9 @@ class EvalFlagsTest(tf.test.TestCase):
                 parse_flags(f"--model_dir={self.model_dir}", f"--{flag}=bad")
 
     def test_model_dir_is_required(self):
-        with self.assertRaisesRegex(flags.IllegalFlagValueError, "--model_dir"):
-            parse_flags()
+        # Not at parse time (--protocol=paper names its models with --targets).
+        with self.assertRaisesRegex(ValueError, "`model_dir` must be set"):
+            eval_flags.eval_config_from_flags(parse_flags())
 
 
 if __name__ == "__main__":

@@ -1,11 +1,10 @@
 """Tests of tf_atalp.protocol.checks: each check fires on a masked model or a weak attack,
 and stays silent on an honest model under a strong attack."""
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from tests.attack_fixtures import IMAGE_SHAPE, linear_model
+from tests.attack_fixtures import IMAGE_SHAPE, linear_model, rounding_model
 from tf_atalp.protocol import cell_runs, paper_setting
 from tf_atalp.protocol.checks import (
     epsilon_check, iteration_check, protocol_checks)
@@ -15,14 +14,6 @@ from tf_atalp.protocol.tables import (
 
 EPSILONS = (0.25, 0.5)
 STRONG = AttackSetting("strong", iterations=10, record_at=(5, 10), step_size=0.1)
-
-
-def rounding_model(honest: keras.Model) -> keras.Model:
-    """`honest` on its input rounded to 8 levels: the same predictions, zero input gradient."""
-    inputs = keras.Input(IMAGE_SHAPE)
-    rounded = keras.layers.Lambda(
-        lambda x: x * 0.0 + tf.stop_gradient(tf.round(x * 7.0) / 7.0))(inputs)
-    return keras.Model(inputs, honest(rounded))
 
 
 def protocol_of(target, source, setting, batches):
@@ -73,8 +64,9 @@ class MaskedModelTest(tf.test.TestCase):
         self.assertIn("weaker than one step", checks["iterative_vs_single_step"][0])
 
 
-def series(robust, epsilon=0.25, accuracies=(0.5, 0.4)):
-    return {"setting": "paper", "threat_model": "gray_box", "source": "s", "target": "t",
+def series(robust, epsilon=0.25, accuracies=(0.5, 0.4), source="s"):
+    return {"setting": "paper", "threat_model": "gray_box" if source else "white_box",
+            "source": source, "target": "t",
             "epsilon": epsilon, "robust_accuracy": robust,
             "points": [{"iterations": 10 * (i + 1), "accuracy": a}
                        for i, a in enumerate(accuracies)]}
@@ -90,3 +82,9 @@ class SeriesChecksTest(tf.test.TestCase):
         self.assertNotEmpty(iteration_check([series(0.1, accuracies=(0.3, 0.2, 0.35))]))
         # Within one point of the lowest so far: PGD may step back by a hair.
         self.assertEmpty(iteration_check([series(0.1, accuracies=(0.3, 0.2, 0.205))]))
+
+    def test_white_box_violations_suspect_masking_transfer_ones_a_weak_transfer(self):
+        white = epsilon_check([series(0.2, 0.25, source=None), series(0.3, 0.5, source=None)])
+        transfer = epsilon_check([series(0.2, 0.25), series(0.3, 0.5)])
+        self.assertTrue(white[0].startswith("gradient masking suspected"))
+        self.assertTrue(transfer[0].startswith("weak transfer attack"))

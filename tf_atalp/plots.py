@@ -140,8 +140,11 @@ def plot_accuracy_vs_steps(document: dict, output_png: str) -> str:
 def _settings_title(points) -> str:
     """"white-box PGD, step size 0.0078, 1 restart(s)"; settings that differ are joined."""
     def values(key, form):
-        return "/".join(form(v) for v in sorted({p[key] for p in points}))
-    return (f"{values('threat_model', lambda v: str(v).replace('_', '-'))} PGD, "
+        present = {p[key] for p in points}
+        return "/".join([form(v) for v in sorted(present - {None})]
+                        + (["adaptive"] if None in present else []))
+    return (f"{values('threat_model', lambda v: str(v).replace('_', '-'))} "
+            f"{values('attack', str.upper)}, "
             f"step size {values('step_size', pixels)}, "
             f"{values('restarts', str)} restart(s)")
 

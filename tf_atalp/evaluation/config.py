@@ -21,6 +21,10 @@ PAPER_STEP_SIZE = 1 / 256
 # (anishathalye/obfuscated-gradients, randomization/robustml_attack.py: sample_size=30).
 DEFAULT_EOT_SAMPLES = 30
 DEFAULT_RANDOM_DRAWS = 3
+# The single attacks eval_main runs per epsilon (APGD: tf_atalp/attacks/apgd.py).
+ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "square", "autoattack")
+AUTOATTACK_VERSIONS = ("standard", "rand", "custom")
+APGD_TARGET_CLASSES = 9  # AutoAttack's standard version
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +44,20 @@ class EvalConfig:
       step_size: PGD step, pixel units in (0, 1].
       restarts: random restarts (an example is robust only if it survives all).
       random_start: start PGD at a uniform point of the epsilon-ball.
-      objective: "cross_entropy" or "margin".
+      objective: "cross_entropy" or "margin" (PGD).
+      attack: one of ATTACKS: "pgd" (step_size, objective and drop_broken
+        apply), or APGD (Croce & Hein 2020; its own adaptive step) with the
+        cross-entropy ("apgd-ce"), DLR ("apgd-dlr") or targeted DLR towards
+        the 9 most likely other classes ("apgd-t") loss; max(iterations)
+        steps per run (per target class for apgd-t); "square" (Square
+        Attack, gradient-free; max(iterations) queries); or "autoattack"
+        (`autoattack_version`; `iterations` then only names the iterate
+        counts of the other attacks).
+      autoattack_version: "standard" (APGD-CE, APGD-T, FAB-T, Square), "rand"
+        (APGD-CE and APGD-DLR with EoT) or "custom" (`autoattack_attacks`).
+      autoattack_attacks: the attacks of the custom version, in order.
+      autoattack_iterations: APGD and FAB steps in AutoAttack (reference: 100).
+      square_queries: Square's queries in AutoAttack (reference: 5000).
       batch_size: examples per batch.
       max_examples: evaluate only N examples of the split: a class-balanced
         subset (classes take turns, each giving its next example in split
@@ -80,6 +97,11 @@ class EvalConfig:
     restarts: int = 1
     random_start: bool = True
     objective: str = "cross_entropy"
+    attack: str = "pgd"
+    autoattack_version: str = "standard"
+    autoattack_attacks: tuple[str, ...] = ()
+    autoattack_iterations: int = 100
+    square_queries: int = 5000
     batch_size: int = 64
     max_examples: int | None = None
     seed: int = 0
@@ -117,6 +139,22 @@ class EvalConfig:
         check(self.objective in OBJECTIVES,
                f"`objective` must be one of {OBJECTIVES}. Received: objective={self.objective!r}")
         check(self.seed >= 0, f"`seed` must be >= 0. Received: seed={self.seed}")
+        check(self.attack in ATTACKS,
+              f"`attack` must be one of {ATTACKS}. Received: attack={self.attack!r}")
+        check(self.autoattack_version in AUTOATTACK_VERSIONS,
+              f"`autoattack_version` must be one of {AUTOATTACK_VERSIONS}. Received: "
+              f"{self.autoattack_version!r}")
+        check(self.autoattack_iterations >= 1 and self.square_queries >= 1,
+              "`autoattack_iterations` and `square_queries` must be >= 1. Received: "
+              f"{self.autoattack_iterations}, {self.square_queries}")
+        check(self.attack != "autoattack" or self.autoattack_version != "custom"
+              or bool(self.autoattack_attacks),
+              "`autoattack_attacks` must name the attacks of the custom version.")
+        check(self.attack == "pgd" or self.epsilons is None or min(self.epsilons) > 0,
+              f"`epsilons` must be > 0 for {self.attack}. Received: {list(self.epsilons or [])}")
+        check(self.attack == "pgd" or self.transfer_from is None,
+              "`transfer_from` crafts with PGD: use `attack=pgd`. "
+              f"Received: attack={self.attack!r}")
         check(self.transfer_from is None or self.restarts == 1,
               "`restarts` must be 1 with `transfer_from` (a transfer attack is one run per "
               f"batch). Received: restarts={self.restarts}")

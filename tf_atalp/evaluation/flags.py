@@ -5,7 +5,8 @@ from absl import flags
 from tf_atalp.attacks.objectives import OBJECTIVES
 from tf_atalp.data.config import SOURCES
 from tf_atalp.data.datasets import SPLITS
-from tf_atalp.evaluation.config import PAPER_ITERATIONS, PAPER_STEP_SIZE, EvalConfig
+from tf_atalp.evaluation.config import (
+    ATTACKS, AUTOATTACK_VERSIONS, PAPER_ITERATIONS, PAPER_STEP_SIZE, EvalConfig)
 from tf_atalp.model_dir import EVAL_RESULTS_FILE
 
 
@@ -38,6 +39,20 @@ def define_eval_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       **define)
     flags.DEFINE_enum("objective", "cross_entropy", list(OBJECTIVES),
                       "What PGD maximises.", **define)
+    flags.DEFINE_enum("attack", "pgd", list(ATTACKS),
+                      "The attack per epsilon: pgd; APGD (adaptive step) with the "
+                      "cross-entropy, DLR or targeted-DLR (9 target classes) loss; or square "
+                      "(gradient-free, --iterations = queries); or autoattack (--version).",
+                      **define)
+    flags.DEFINE_enum("version", "standard", list(AUTOATTACK_VERSIONS),
+                      "AutoAttack's version: standard (APGD-CE, APGD-T, FAB-T, Square), rand "
+                      "(APGD-CE, APGD-DLR with EoT; randomized models) or custom "
+                      "(--autoattack_attacks).", **define)
+    flags.DEFINE_list("autoattack_attacks", [], "The custom version's attacks, in order "
+                      "(apgd-ce, apgd-dlr, apgd-t, fab-t, square).", **define)
+    flags.DEFINE_integer("autoattack_iterations", 100, "APGD and FAB steps in AutoAttack.",
+                         **define)
+    flags.DEFINE_integer("square_queries", 5000, "Square's queries in AutoAttack.", **define)
     flags.DEFINE_integer("batch_size", 64, "Examples per batch.", **define)
     flags.DEFINE_integer("max_examples", None,
                          "Evaluate N examples of the split: a class-balanced subset (classes "
@@ -89,6 +104,9 @@ def eval_config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> EvalC
         epsilons=None if f.epsilons is None else parse_numbers("epsilons", f.epsilons, float),
         iterations=parse_numbers("iterations", f.iterations, int), step_size=f.step_size,
         restarts=f.restarts, random_start=f.random_start, objective=f.objective,
+        attack=f.attack, autoattack_version=f.version,
+        autoattack_attacks=tuple(f.autoattack_attacks),
+        autoattack_iterations=f.autoattack_iterations, square_queries=f.square_queries,
         batch_size=f.batch_size, max_examples=f.max_examples, seed=f.seed,
         drop_broken=f.drop_broken,
         jit_compile=f.jit_compile, eot_samples=f.eot_samples, random_draws=f.random_draws,

@@ -10,10 +10,10 @@ that `run_evaluation` uses as it is (nothing is read twice).
 import dataclasses
 import os
 
-from tf_atalp.attacks import PGD, Restarts
+from tf_atalp.attacks import APGD, PGD, Restarts, Square
 from tf_atalp.data import DataConfig, validate_data_config
 from tf_atalp.evaluation.config import (
-    DEFAULT_EOT_SAMPLES, DEFAULT_RANDOM_DRAWS, PAPER_EPSILONS, EvalConfig)
+    APGD_TARGET_CLASSES, DEFAULT_EOT_SAMPLES, DEFAULT_RANDOM_DRAWS, PAPER_EPSILONS, EvalConfig)
 from tf_atalp.evaluation.loading import ModelSource, find_model
 from tf_atalp.evaluation.results import BLACK_BOX, GRAY_BOX, WHITE_BOX
 from tf_atalp.export import read_serving_info
@@ -86,8 +86,18 @@ class PreparedEvaluation:
     transfer_run_config: RunConfig | None = None
 
     def attacks(self) -> list:
-        """One untargeted PGD attack per epsilon (with its restarts), each of max(iterations) steps."""
+        """One untargeted attack per epsilon (with its restarts), each of max(iterations) steps."""
         config = self.config
+        if config.attack == "square":
+            return [Restarts(Square(epsilon, queries=max(config.iterations)), config.restarts)
+                    for epsilon in self.epsilons]
+        if config.attack != "pgd":
+            return [Restarts(APGD(epsilon, iterations=max(config.iterations),
+                                  loss="dlr" if config.attack == "apgd-dlr" else "ce",
+                                  target_classes=APGD_TARGET_CLASSES
+                                  if config.attack == "apgd-t" else 0,
+                                  random_start=config.random_start), config.restarts)
+                    for epsilon in self.epsilons]
         return [Restarts(PGD(epsilon=epsilon, step_size=config.step_size,
                              iterations=max(config.iterations),
                              random_start=config.random_start, objective=config.objective,

@@ -49,6 +49,9 @@ DEFINITIONS = {
     "sanity_checks": "violated checks (robust accuracy non-increasing in epsilon; at "
                      "epsilon >= 0.5 at most the largest class share): each means the attack "
                      "is too weak to trust the number; empty when all hold",
+    "autoattack": "per epsilon, AutoAttack's robust accuracy after each of its attacks (each "
+                  "later attack runs only on the points still robust), the attack that broke "
+                  "each example, the time per attack and the gradient-masking flags raised",
     "robust_accuracy": "per epsilon, the fraction of examples classified correctly on the "
                        "clean image and at every iterate of every restart of every attack of "
                        "that epsilon: the worst case per example over the attacks, an upper "
@@ -83,7 +86,7 @@ def attack_points(evaluation: dict, threat_model: str = WHITE_BOX) -> list[dict]
                     epsilon, step_size, iterations),
                 "random_start": described.get("random_start"),
                 "restarts": described.get("restarts", 1),
-                "objective": described.get("objective"),
+                "objective": described.get("objective", described.get("loss")),
                 # The attack runs the model in inference mode (frozen BatchNorm statistics).
                 "batchnorm_training": False,
                 "attack_settings": described,
@@ -246,7 +249,8 @@ def write_results(path: str, document: dict) -> None:
 
 
 def _settings_key(point):
-    return (point["threat_model"], point["norm"], point["objective"], point["step_size"],
+    return (point["threat_model"], point["attack"], point["norm"], point["objective"],
+            point["step_size"],
             point["random_start"], point["restarts"], point["run_iterations"],
             bool((point.get("attack_settings") or {}).get("early_stop")))
 
@@ -254,8 +258,11 @@ def _settings_key(point):
 def _describe_settings(point) -> str:
     start = "random start" if point["random_start"] else "start at the image"
     crafted = "" if point["threat_model"] == WHITE_BOX else " (crafted on the source model)"
-    return (f"{point['threat_model'].replace('_', '-')}{crafted} L-inf PGD, {point['objective']} "
-            f"objective, step size {point['step_size']:g}, {start}, "
+    name = "PGD" if point["attack"] in ("pgd", "fgsm") else point["attack"].upper()
+    step = (f"step size {point['step_size']:g}" if point["step_size"] is not None
+            else "adaptive step size (2 x epsilon, halved where progress stalls)")
+    return (f"{point['threat_model'].replace('_', '-')}{crafted} L-inf {name}, "
+            f"{point['objective']} objective, {step}, {start}, "
             f"{point['restarts']} restart(s), one run of {point['run_iterations']} steps"
             + ("; an example is no longer attacked once fooled (accuracy after k steps = "
                "worst-iterate)" if (point.get("attack_settings") or {}).get("early_stop")
@@ -333,6 +340,18 @@ def format_table(document: dict) -> str:
                   f"({entry['robust_correct']:g}/{entry['num_examples']})"
                   + (f", std {spread[entry['epsilon']]:.4f} over repetitions"
                      if entry["epsilon"] in spread else "") for entry in robust]
+    for run in document.get("autoattack") or []:
+        described = run["described"]
+        lines += ["", f"AutoAttack ({described['version']}, epsilon {run['epsilon']:g}"
+                  + (f", EoT {described['eot_samples']} draws" if described["eot_samples"] > 1
+                     else "") + "): robust accuracy after each attack (each runs only on the "
+                  "points still robust):"]
+        lines += [f"  {name:<10} {accuracy:.4f}  ({run['seconds'][name]:.1f} s, broke "
+                  f"{run['broken_by'].get(name, 0)})" for name, accuracy in
+                  run["robust_after"].items()]
+        for flag in run["flags"]:
+            lines += [f"WARNING: gradient masking flag '{flag['name']}' ({flag['batches']} "
+                      f"batch(es)): {flag['message']}"]
     if any(not p.get("can_reach_boundary", True) for p in document["results"]):
         lines += ["* step_size x k < epsilon: k steps cannot reach the epsilon boundary from "
                   "the clean image, so this cell measures a weaker attack than its epsilon."]

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from absl import logging
 
 from tf_atalp import data as data_lib
+from tf_atalp.evaluation.autoattack_run import evaluate_autoattack
 from tf_atalp.evaluation.loading import load_model
 from tf_atalp.evaluation.preparation import PreparedEvaluation
 from tf_atalp.evaluation.results import (
@@ -27,6 +28,8 @@ from tf_atalp.seeds import derive_seed
 def _warn_weak_cells(prepared: PreparedEvaluation) -> None:
     """One warning naming every (epsilon, iterations) cell that cannot reach the boundary."""
     config = prepared.config
+    if config.attack != "pgd":
+        return  # APGD sets its own step size
     cells = weak_cells(prepared.epsilons, config.step_size, config.iterations)
     if cells:
         named = ", ".join(f"(epsilon {e:g}, {k} steps)" for e, k in cells)
@@ -84,6 +87,23 @@ def _transfer(prepared: PreparedEvaluation, model, description: dict, dataset):
     return result["models"][TARGET], source_description
 
 
+def _autoattack(prepared: PreparedEvaluation, model, dataset) -> dict:
+    """AutoAttack at every epsilon, with a line per finished batch."""
+    config = prepared.config
+    if prepared.randomization is not None and config.autoattack_version != "rand":
+        logging.warning("The model is randomized (%s): AutoAttack's version 'rand' (EoT) is the "
+                        "one made for it.", prepared.randomization)
+
+    def progress(epsilon, done, total):
+        report(f"AutoAttack {config.autoattack_version}, epsilon {epsilon:g}: "
+               f"batch {done}/{total} done.")
+    return evaluate_autoattack(
+        model, dataset, prepared.epsilons, version=config.autoattack_version,
+        attacks=config.autoattack_attacks, iterations=config.autoattack_iterations,
+        queries=config.square_queries, eot_samples=max(prepared.eot_samples, 20)
+        if config.autoattack_version == "rand" else 1, seed=config.seed, progress=progress)
+
+
 def run_evaluation(prepared: PreparedEvaluation, command: Sequence[str] | None = None) -> dict:
     """Evaluates the prepared model, writes `prepared.results_path` and its plot; returns the document."""
     started = time.time()
@@ -103,13 +123,17 @@ def run_evaluation(prepared: PreparedEvaluation, command: Sequence[str] | None =
     expected = subset["num_examples"] if subset else split_size
     report(f"Evaluating {description['path']} on {expected} {info.name} {config.split} "
            f"examples: epsilons {', '.join(f'{e:g}' for e in prepared.epsilons)}, "
-           f"{max(config.iterations)} PGD steps of {config.step_size:g}, "
-           f"{config.restarts} restart(s).")
+           + (f"{max(config.iterations)} PGD steps of {config.step_size:g}, "
+              if config.attack == "pgd" else f"{config.attack} of {max(config.iterations)} "
+              "steps, ")
+           + f"{config.restarts} restart(s).")
     if prepared.randomization is not None or prepared.eot_samples > 1:
         report(f"Randomized model ({prepared.randomization or 'as --eot_samples says'}): "
                f"expectation over {prepared.eot_samples} draws per gradient and prediction, "
                f"{prepared.random_draws} repetition(s).")
-    if prepared.transfer_source is not None:
+    if config.attack == "autoattack":
+        evaluation, randomized, source_model = _autoattack(prepared, model, dataset), None, None
+    elif prepared.transfer_source is not None:
         evaluation, source_model = _transfer(prepared, model, description, dataset)
         randomized = None
     else:
@@ -127,11 +151,17 @@ def run_evaluation(prepared: PreparedEvaluation, command: Sequence[str] | None =
                   "eot_samples": prepared.eot_samples, "random_draws": prepared.random_draws},
         class_names=info.class_names, seconds=time.time() - started, randomized=randomized,
         threat_model=prepared.threat_model, source_model=source_model)
+    if config.attack == "autoattack":
+        document["autoattack"] = evaluation["autoattack"]
+        for entry, run in zip(document["robust_accuracy"], evaluation["autoattack"]):
+            entry["attacks"] = run["described"]["components"]
+            entry["autoattack"] = {k: run["described"][k] for k in ("version", "eot_samples")}
     document["sanity_checks"] = sanity_checks(document)
     for message in document["sanity_checks"]:  # also at the end of the printed table
         logging.warning("%s", message)
     write_results(prepared.results_path, document)
-    plot_accuracy_vs_steps(document, plot_path(prepared.results_path))
+    if document["results"]:  # AutoAttack has no per-iterate points to draw
+        plot_accuracy_vs_steps(document, plot_path(prepared.results_path))
     logging.info("Wrote %s", prepared.results_path)
     if prepared.source.is_model_dir:
         card = update_model_card(prepared.source.path, document, prepared.results_path)

@@ -13,6 +13,9 @@ it is reported with `sanity.WARNING` ("gradient masking suspected"):
 4. non-increasing in iterations: the accuracy after k steps (the iterate
    itself, not the worst so far) never rises by more than
    ITERATION_TOLERANCE above its value at an earlier count;
+   on a transfer series, 3 and 4 are worded as a weak transfer attack
+   (TRANSFER_NOTE): more steps or a larger radius can overfit the source,
+   which says nothing about the target's gradients;
 5. at epsilon >= 0.5, where every image can be moved to uniform grey,
    white-box robust accuracy <= the share of the largest class.
 """
@@ -20,6 +23,13 @@ it is reported with `sanity.WARNING` ("gradient masking suspected"):
 from tf_atalp.evaluation.sanity import GREY_EPSILON, WARNING
 
 ITERATION_TOLERANCE = 0.01  # one point: PGD's iterate may step back by a hair
+# Checks 3 and 4 on a transfer series say the transfer attack is weak (it overfits its
+# source), not that the target masks its gradients: worded so.
+TRANSFER_NOTE = "weak transfer attack (not evidence of masking in the target)"
+
+
+def _prefix(series: dict) -> str:
+    return WARNING if series["source"] is None else TRANSFER_NOTE
 
 
 def _name(series: dict) -> str:
@@ -68,7 +78,7 @@ def epsilon_check(series: list[dict]) -> list[str]:
         for smaller, larger in zip(members, members[1:]):
             if larger["robust_accuracy"] > smaller["robust_accuracy"]:
                 messages.append(
-                    f"{WARNING}: {_name(larger)}: robust accuracy rises with epsilon, "
+                    f"{_prefix(larger)}: {_name(larger)}: robust accuracy rises with epsilon, "
                     f"{smaller['robust_accuracy']:.4f} at {smaller['epsilon']:g} but "
                     f"{larger['robust_accuracy']:.4f} at {larger['epsilon']:g}")
     return messages
@@ -81,7 +91,7 @@ def iteration_check(series: list[dict]) -> list[str]:
         for point in sorted(s["points"], key=lambda p: p["iterations"]):
             if lowest is not None and point["accuracy"] > lowest[1] + ITERATION_TOLERANCE:
                 messages.append(
-                    f"{WARNING}: {_name(s)} at epsilon {s['epsilon']:g}: accuracy after "
+                    f"{_prefix(s)}: {_name(s)} at epsilon {s['epsilon']:g}: accuracy after "
                     f"{point['iterations']} steps ({point['accuracy']:.4f}) is above that "
                     f"after {lowest[0]} ({lowest[1]:.4f}); more iterations made the attack "
                     "weaker")

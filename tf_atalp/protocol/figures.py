@@ -11,6 +11,8 @@ from matplotlib.figure import Figure
 
 from tf_atalp.plots import DPI, save_png
 
+ATTENTION_DPI = 64  # Figure 4 has a row per model and image kind: keep the PNG small
+
 
 def plot_sweep(panels: list[dict], clean: dict[str, float], title: str, output_png: str) -> str:
     """Figure 3: a panel per (threat model, source, epsilon), a line per target.
@@ -55,8 +57,8 @@ def plot_attention_grid(image, adversarial_image, rows: list[dict], groups: list
       rows: [{"label": str, "adversarial": bool, "maps": {group: [h, w] in [0, 1]}}].
       groups: the column order.
     """
-    figure = Figure(figsize=(1.7 * (len(groups) + 1), 1.8 * len(rows) + 0.5), dpi=DPI,
-                    layout="constrained")
+    figure = Figure(figsize=(1.7 * (len(groups) + 1), 1.8 * len(rows) + 0.5),
+                    dpi=ATTENTION_DPI, layout="constrained")
     axes = figure.subplots(len(rows), len(groups) + 1, squeeze=False)
     for r, row in enumerate(rows):
         axes[r, 0].imshow(np.clip(adversarial_image if row["adversarial"] else image, 0, 1))

@@ -8,6 +8,7 @@ import shlex
 
 import tensorflow as tf
 
+from tf_atalp.evaluation.sanity import WARNING
 from tf_atalp.io_utils import atomic_write_text
 from tf_atalp.protocol.tables import table1_markdown, table2_markdown
 
@@ -73,7 +74,8 @@ def _checks_section(checks: dict) -> list[str]:
             lines.append(f"- {name.replace('_', ' ')}: holds")
             continue
         lines.append(f"- {name.replace('_', ' ')}: **{len(messages)} violation(s)**")
-        lines += [f"  - **{m.split(':', 1)[0].upper()}**:{m.split(':', 1)[1]}" for m in messages]
+        lines += [f"  - **{m.split(':', 1)[0].upper()}**:{m.split(':', 1)[1]}"
+                  if m.startswith(WARNING) else f"  - {m}" for m in messages]
     return lines
 
 

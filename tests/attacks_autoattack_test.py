@@ -1,0 +1,109 @@
+"""Tests of tf_atalp.attacks.autoattack: the ensemble order, the robust points only, the flags."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tests.attack_fixtures import rounding_model
+from tf_atalp.attacks import AutoAttack, inference_logits, masking_flags
+from tf_atalp.attacks.autoattack import version_components
+
+SHAPE = (6, 6, 3)
+
+
+def linear4(seed=0) -> keras.Model:
+    """A 4-class linear model on 6x6x3 images (APGD-T and FAB-T need >= 4 classes)."""
+    rng = np.random.default_rng(seed)
+    inputs = keras.Input(SHAPE)
+    dense = keras.layers.Dense(4)
+    model = keras.Model(inputs, dense(keras.layers.Flatten()(inputs)))
+    dense.set_weights([rng.normal(scale=0.3, size=(108, 4)).astype(np.float32),
+                       rng.normal(size=4).astype(np.float32)])
+    return model
+
+
+class RecordingAttack:
+    """Wraps an attack and records how many examples each call is given."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.sizes = []
+
+    def attack(self, model_fn, images, labels, **options):
+        self.sizes.append(int(images.shape[0]))
+        return self.inner.attack(model_fn, images, labels, **options)
+
+    def describe(self):
+        return self.inner.describe()
+
+
+class AutoAttackTest(tf.test.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.honest = linear4()
+        rng = np.random.default_rng(1)
+        cls.images = rng.uniform(size=(24, *SHAPE)).astype(np.float32)
+        cls.masked = rounding_model(cls.honest)
+        cls.labels = np.argmax(cls.masked(cls.images).numpy(), axis=1).astype(np.int32)
+
+    def run_standard(self, model, epsilon, **options):
+        attack = AutoAttack(inference_logits(model), epsilon, iterations=10, queries=100,
+                            **options)
+        return attack(self.images, self.labels)
+
+    def test_standard_runs_its_four_attacks_and_robustness_only_falls(self):
+        self.assertEqual(version_components("standard"), ("apgd-ce", "apgd-t", "fab-t", "square"))
+        result = self.run_standard(self.honest, 0.05)
+        after = list(result.robust_after.values())
+        self.assertEqual(list(result.robust_after), ["apgd-ce", "apgd-t", "fab-t", "square"])
+        self.assertEqual(after, sorted(after, reverse=True))
+        self.assertEqual(after[-1], result.robust.mean())
+        self.assertLess(after[-1], result.clean_correct.mean())
+        for example, name in enumerate(result.broken_by):
+            self.assertEqual(name == "", bool(result.robust[example]))
+        broken = ~result.robust & result.clean_correct
+        distance = np.abs(result.adversarial_images.numpy() - self.images).max(axis=(1, 2, 3))
+        self.assertAllLessEqual(distance[broken], 0.05 + 1e-6)
+        predicted = np.argmax(self.honest(result.adversarial_images).numpy(), axis=1)
+        self.assertTrue(np.all(predicted[broken] != self.labels[broken]))
+
+    def test_later_attacks_see_only_the_points_still_robust(self):
+        attack = AutoAttack(inference_logits(self.honest), 0.02, version="custom",
+                            attacks=["apgd-ce", "square"], iterations=5, queries=20)
+        recording = RecordingAttack(attack.attacks["square"])
+        attack.attacks["square"] = recording
+        result = attack(self.images, self.labels)
+        robust_after_apgd = round(result.robust_after["apgd-ce"] * len(self.labels))
+        self.assertGreater(robust_after_apgd, 0)
+        self.assertLess(robust_after_apgd, result.clean_correct.sum())
+        self.assertEqual(recording.sizes, [robust_after_apgd])
+
+    def test_flags_fire_on_the_rounding_model_and_not_on_the_honest_one(self):
+        masked = self.run_standard(self.masked, 0.3)
+        names = {name for name, _ in masked.flags}
+        self.assertIn("zero_gradients", names)
+        self.assertIn("square_after_gradient_attacks", names)
+        self.assertGreater(masked.robust_after["fab-t"], masked.robust_after["square"])
+        honest = self.run_standard(self.honest, 0.3)
+        self.assertEqual(honest.flags, [])
+
+    def test_a_randomized_model_raises_the_randomized_flag(self):
+        inputs = keras.Input(SHAPE)
+        noisy = keras.layers.Lambda(lambda x: x + tf.random.normal(tf.shape(x), stddev=0.1))(
+            inputs)
+        model = keras.Model(inputs, self.honest(noisy))
+        flags = masking_flags(inference_logits(model), tf.constant(self.images),
+                              tf.constant(self.labels), {"apgd-ce": 0})
+        self.assertIn("randomized", {name for name, _ in flags})
+
+    def test_bad_versions_and_components_are_refused(self):
+        with self.assertRaisesRegex(ValueError, "version"):
+            AutoAttack(inference_logits(self.honest), 0.1, version="plus-plus")
+        with self.assertRaisesRegex(ValueError, "attacks"):
+            AutoAttack(inference_logits(self.honest), 0.1, version="custom", attacks=["cw"])
+        described = AutoAttack(inference_logits(self.honest), 0.1, version="rand").describe()
+        self.assertEqual(described["eot_samples"], 20)
+        self.assertEqual([c["attack"] for c in described["components"]],
+                         ["apgd-ce", "apgd-dlr"])

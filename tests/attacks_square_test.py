@@ -1,0 +1,48 @@
+"""Tests of tf_atalp.attacks.square: the schedule, the ball, and success where gradients are masked."""
+
+import numpy as np
+import tensorflow as tf
+
+from tests.attack_fixtures import IMAGE_SHAPE, linear_model, rounding_model
+from tf_atalp.attacks import PGD, inference_logits
+from tf_atalp.attacks.square import Square, window_share
+
+
+class SquareTest(tf.test.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        honest, _, _ = linear_model()
+        cls.masked = inference_logits(rounding_model(honest))
+        rng = np.random.default_rng(0)
+        cls.images = rng.uniform(size=(32, *IMAGE_SHAPE)).astype(np.float32)
+        cls.labels = np.argmax(cls.masked(cls.images).numpy(), axis=1).astype(np.int32)
+
+    def test_window_share_follows_the_reference_schedule(self):
+        self.assertAlmostEqual(window_share(0.8, 0, 10000), 0.8)
+        self.assertAlmostEqual(window_share(0.8, 10, 10000), 0.8)
+        self.assertAlmostEqual(window_share(0.8, 11, 10000), 0.4)
+        self.assertAlmostEqual(window_share(0.8, 9000, 10000), 0.8 / 512)
+        self.assertAlmostEqual(window_share(0.8, 26, 5000), 0.2)  # 52 of 10000
+
+    def test_succeeds_on_a_rounding_model_where_gradient_attacks_fail(self):
+        labels = tf.constant(self.labels)
+        pgd = PGD(0.3, 0.03, 20, random_start=False).attack(self.masked, self.images, labels,
+                                                              record_at=[0, 20])
+        self.assertEqual(pgd.ever_misclassified.numpy().mean(), 0.0)  # zero gradient: no move
+        square = Square(0.3, queries=200).attack(self.masked, self.images, labels, seed=0,
+                                                 record_at=[0, 50, 200])
+        correct = square.correct_at.numpy()
+        self.assertGreater(1.0 - correct[-1].mean(), 0.5)
+        self.assertTrue(np.all(correct[1:] <= correct[:-1]))  # fooled stays fooled
+        distance = np.abs(square.adversarial_images.numpy() - self.images).max()
+        self.assertLessEqual(distance, 0.3 + 1e-6)
+        self.assertBetween(float(square.adversarial_images.numpy().min()), 0.0, 1.0)
+
+    def test_settings_are_checked_and_described(self):
+        with self.assertRaisesRegex(ValueError, "queries"):
+            Square(0.1, queries=0)
+        with self.assertRaisesRegex(ValueError, "record_at"):
+            Square(0.1, queries=5).attack(self.masked, self.images, self.labels, record_at=[6])
+        self.assertEqual(Square(0.1).describe()["queries"], 5000)

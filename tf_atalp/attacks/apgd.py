@@ -1,0 +1,277 @@
+"""APGD (Croce & Hein 2020, "Reliable evaluation of adversarial robustness...", Algorithm 1), L-inf.
+
+Auto-PGD needs no step size: it starts at 2 * epsilon and halves it at
+checkpoints where progress stalled, restarting from the best point found;
+each step mixes the new signed-gradient step with the previous move
+(momentum 0.75). Losses: cross-entropy ("ce") and the Difference of Logits
+Ratio ("dlr"), which is invariant to shifting and scaling the logits:
+
+    DLR(z, y)        = -(z_y - max_{i != y} z_i) / (z_pi1 - z_pi3 + 1e-12)
+    targeted DLR(z)  = -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2 + 1e-12)
+
+with z sorted in decreasing order z_pi1 >= z_pi2 >= ... . APGD-T runs the
+targeted DLR towards each of the `target_classes` most likely other classes
+(9, or K - 1 with fewer classes) in turn; an example counts as robust only
+if it survives every run. Defaults follow the reference code
+(fra31/auto-attack, autopgd_base.py): 100 iterations, checkpoints at
+p_0 = 0, p_1 = 0.22 and p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06) of
+the iterations, rho = 0.75, one restart in the "standard" version.
+"""
+
+import dataclasses
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_atalp.attacks.base import AttackResult, check_images, correct_predictions
+from tf_atalp.attacks.model_fns import objective_and_gradient
+from tf_atalp.attacks.pgd import linf_project, seed_tensor
+
+LOSSES = ("ce", "dlr")
+MOMENTUM = 0.75
+RHO = 0.75
+DLR_OFFSET = 1e-12
+
+
+def _sorted_logits(logits: tf.Tensor) -> tf.Tensor:
+    return tf.sort(logits, axis=-1, direction="DESCENDING")
+
+
+def dlr_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """float32 [N]: the untargeted DLR loss (larger = more wrong; > 0 means misclassified)."""
+    logits = tf.cast(logits, tf.float32)
+    if logits.shape[-1] is not None and logits.shape[-1] < 3:
+        raise ValueError(f"DLR needs at least 3 classes. Received: {logits.shape[-1]}")
+    ranked = _sorted_logits(logits)
+    true = tf.gather(logits, labels, batch_dims=1)
+    classes = tf.range(tf.shape(logits)[-1], dtype=labels.dtype)
+    best_other = tf.reduce_max(tf.where(tf.equal(classes[None], labels[:, None]),
+                                        -float("inf"), logits), axis=-1)
+    return -(true - best_other) / (ranked[:, 0] - ranked[:, 2] + DLR_OFFSET)
+
+
+def targeted_dlr_loss(logits: tf.Tensor, labels: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """float32 [N]: the targeted DLR loss towards `targets` (larger = closer to the target)."""
+    logits = tf.cast(logits, tf.float32)
+    if logits.shape[-1] is not None and logits.shape[-1] < 4:
+        raise ValueError(f"Targeted DLR needs at least 4 classes. Received: {logits.shape[-1]}")
+    ranked = _sorted_logits(logits)
+    true = tf.gather(logits, labels, batch_dims=1)
+    target = tf.gather(logits, targets, batch_dims=1)
+    return -(true - target) / (ranked[:, 0] - (ranked[:, 2] + ranked[:, 3]) / 2 + DLR_OFFSET)
+
+
+def checkpoints(iterations: int) -> list[int]:
+    """The iterations (1-based counts) after which APGD checks its progress.
+
+    The reference code's schedule: the first window is max(int(0.22 n), 1)
+    steps, and each next one max(int(0.03 n), 1) shorter, but at least
+    max(int(0.06 n), 1).
+    """
+    window = max(int(0.22 * iterations), 1)
+    shrink, shortest = max(int(0.03 * iterations), 1), max(int(0.06 * iterations), 1)
+    marks, at = [], 0
+    while at + window <= iterations:
+        at += window
+        marks.append(at)
+        window = max(window - shrink, shortest)
+    return marks
+
+
+def _apgd_loop(model_fn, clean, labels, targets, start, epsilon, iterations, is_checkpoint,
+               window, *, loss: str, targeted_loss: bool):
+    """One APGD run from `start`; returns (best adversarial [N, ...], correct_at [iterations + 1, N]).
+
+    `is_checkpoint[i]` (bool [iterations]) marks the end of a window of
+    `window[i]` steps after step i (0-based).
+    """
+    if targeted_loss:
+        def objective(logits, y):
+            return targeted_dlr_loss(logits, y, targets)
+    elif loss == "dlr":
+        objective = dlr_loss
+    else:
+        def objective(logits, y):
+            return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+
+    def evaluate(images):
+        logits, gradient = objective_and_gradient(model_fn, objective, images, labels)
+        return objective(logits, labels), gradient, correct_predictions(logits, labels)
+
+    x = start
+    loss_now, grad, correct = evaluate(x)
+    step = 2.0 * epsilon * tf.ones_like(clean[..., :1, :1, :1])
+    x_old = x
+    x_best, grad_best, loss_best = x, grad, loss_now
+    x_adv = x
+    fooled = tf.logical_not(correct)
+    correct_at = tf.TensorArray(tf.bool, size=iterations + 1).write(0, correct)
+    loss_previous = loss_now
+    increases = tf.zeros_like(loss_now)
+    reduced_last = tf.zeros_like(correct)
+    loss_best_last = loss_best
+    for i in tf.range(iterations):
+        momentum = tf.where(i > 0, MOMENTUM, 1.0)
+        moved = x - x_old
+        x_old = x
+        z = linf_project(x + step * tf.sign(grad), clean, epsilon)
+        x = linf_project(x + momentum * (z - x) + (1.0 - momentum) * moved, clean, epsilon)
+        loss_now, grad, correct = evaluate(x)
+        newly = tf.logical_and(tf.logical_not(correct), tf.logical_not(fooled))
+        x_adv = tf.where(newly[:, None, None, None], x, x_adv)
+        fooled = tf.logical_or(fooled, tf.logical_not(correct))
+        correct_at = correct_at.write(i + 1, correct)
+        increases += tf.cast(loss_now > loss_previous, tf.float32)
+        loss_previous = loss_now
+        better = loss_now > loss_best
+        shaped = better[:, None, None, None]
+        x_best = tf.where(shaped, x, x_best)
+        grad_best = tf.where(shaped, grad, grad_best)
+        loss_best = tf.where(better, loss_now, loss_best)
+        if is_checkpoint[i]:
+            oscillating = increases <= tf.cast(window[i], tf.float32) * RHO
+            no_progress = tf.logical_and(tf.logical_not(reduced_last),
+                                         loss_best_last >= loss_best)
+            reduce = tf.logical_or(oscillating, no_progress)
+            reduced_last = reduce
+            loss_best_last = loss_best
+            shaped = reduce[:, None, None, None]
+            step = tf.where(shaped, step / 2.0, step)
+            x = tf.where(shaped, x_best, x)
+            grad = tf.where(shaped, grad_best, grad)
+            increases = tf.zeros_like(increases)
+        x = tf.stop_gradient(x)
+    x_adv = tf.where(fooled[:, None, None, None], x_adv, x_best)
+    return x_adv, correct_at.stack()
+
+
+_compiled = tf.function(_apgd_loop, reduce_retracing=True)
+
+
+def _random_start(clean: tf.Tensor, epsilon: float, seed) -> tf.Tensor:
+    """The reference code's start: x + epsilon * t / max|t|, t uniform in [-1, 1], clipped to [0, 1]."""
+    shape = tf.shape(clean)
+    noise = (tf.random.uniform(shape, -1.0, 1.0) if seed is None
+             else tf.random.stateless_uniform(shape, seed, -1.0, 1.0))
+    scale = tf.reduce_max(tf.abs(noise), axis=tf.range(1, tf.rank(clean)), keepdims=True)
+    return tf.clip_by_value(clean + epsilon * noise / scale, 0.0, 1.0)
+
+
+@keras.saving.register_keras_serializable(package="tf_atalp")
+@dataclasses.dataclass(frozen=True)
+class APGD:
+    """L-inf APGD-CE / APGD-DLR, or APGD-T with `target_classes` > 0.
+
+    Attributes:
+      epsilon: radius, pixel units in [0, 1].
+      iterations: steps per run (per target class for APGD-T).
+      loss: "ce" or "dlr" (ignored by APGD-T, which uses the targeted DLR).
+      target_classes: 0 for the untargeted attack; > 0 for APGD-T: that many
+        runs, towards the 2nd, 3rd, ... most likely class on the clean image
+        (at most K - 1).
+      random_start: start at the reference code's random point (else the image).
+    """
+
+    epsilon: float
+    iterations: int = 100
+    loss: str = "ce"
+    target_classes: int = 0
+    random_start: bool = True
+
+    def __post_init__(self):
+        if not 0.0 < self.epsilon <= 1.0:
+            raise ValueError(f"`epsilon` must be in (0, 1]. Received: epsilon={self.epsilon}")
+        if self.iterations < 1:
+            raise ValueError(f"`iterations` must be >= 1. Received: {self.iterations}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"`loss` must be one of {LOSSES}. Received: loss={self.loss!r}")
+        if self.target_classes < 0:
+            raise ValueError(f"`target_classes` must be >= 0. Received: {self.target_classes}")
+
+    @property
+    def name(self) -> str:
+        return "apgd-t" if self.target_classes else f"apgd-{self.loss}"
+
+    def _schedule(self):
+        marks = set(checkpoints(self.iterations))
+        is_checkpoint = np.zeros(self.iterations, bool)
+        window = np.zeros(self.iterations, np.int32)
+        previous = 0
+        for mark in sorted(marks):
+            is_checkpoint[mark - 1] = True
+            window[mark - 1] = mark - previous
+            previous = mark
+        return tf.constant(is_checkpoint), tf.constant(window)
+
+    def _run(self, model_fn, clean, labels, targets, seed, targeted_loss):
+        start = _random_start(clean, self.epsilon, seed) if self.random_start else clean
+        is_checkpoint, window = self._schedule()
+        return _compiled(model_fn, clean, labels, targets, start,
+                         tf.constant(self.epsilon, tf.float32),
+                         tf.constant(self.iterations, tf.int32), is_checkpoint, window,
+                         loss=self.loss, targeted_loss=targeted_loss)
+
+    def attack(self, model_fn, images, labels, *, seed=None,
+               record_at: Sequence[int] | None = None) -> AttackResult:
+        """Runs APGD (or each APGD-T target in turn); see `tf_atalp.attacks.base.Attack`.
+
+        For APGD-T, iterate k of the result is correct only if iterate k of
+        every target's run is, and the adversarial image is the first run's
+        that fooled the model (else the last run's best).
+        """
+        clean = tf.cast(check_images(images), tf.float32)
+        labels = tf.cast(labels, tf.int32)
+        if record_at is not None:
+            record_at = sorted({int(k) for k in record_at})
+            if not record_at or record_at[0] < 0 or record_at[-1] > self.iterations:
+                raise ValueError(f"`record_at` must lie in [0, iterations={self.iterations}]. "
+                                 f"Received: record_at={record_at}")
+        seed = seed_tensor(seed)
+        if not self.target_classes:
+            adversarial, correct_at = self._run(model_fn, clean, labels, labels, seed, False)
+        else:
+            logits = model_fn(clean)
+            classes = int(logits.shape[-1])
+            runs = min(self.target_classes, classes - 1)
+            ranked = tf.argsort(logits, axis=-1, direction="DESCENDING", stable=True)
+            adversarial, correct_at = None, None
+            for run in range(runs):
+                targets = tf.cast(ranked[:, run + 1], tf.int32)
+                run_seed = None if seed is None else seed + tf.constant([0, run + 1], tf.int64)
+                images_run, correct_run = self._run(model_fn, clean, labels, targets, run_seed,
+                                                    True)
+                if adversarial is None:
+                    adversarial, correct_at = images_run, correct_run
+                else:
+                    keep = tf.reduce_all(correct_at, axis=0)  # not fooled by earlier runs
+                    adversarial = tf.where(keep[:, None, None, None], images_run, adversarial)
+                    correct_at = tf.logical_and(correct_at, correct_run)
+        if record_at is None:
+            return AttackResult(adversarial)
+        record = tf.constant(record_at, tf.int32)
+        return AttackResult(adversarial, record, tf.gather(correct_at, record))
+
+    def describe(self) -> dict:
+        described = {"attack": self.name, "norm": "linf", "epsilon": self.epsilon,
+                     "iterations": self.iterations, "loss": "dlr-targeted"
+                     if self.target_classes else self.loss, "random_start": self.random_start,
+                     "targeted": False, "momentum": MOMENTUM, "rho": RHO,
+                     "initial_step_size": 2 * self.epsilon}
+        if self.target_classes:
+            described["target_classes"] = self.target_classes
+        return described
+
+    def get_config(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "APGD":
+        return cls(**config)
+
+
+def apgd_total_steps(attack: APGD, num_classes: int) -> int:
+    """Forward-backward passes per example of one run of `attack` (budget comparisons)."""
+    runs = min(attack.target_classes, num_classes - 1) if attack.target_classes else 1
+    return runs * (attack.iterations + 1)

@@ -1,0 +1,199 @@
+"""AutoAttack (Croce & Hein 2020): a fixed ensemble of attacks, each run on the points still robust.
+
+    result = AutoAttack(model_fn, epsilon=8 / 255, version="standard")(images, labels)
+    result.robust            # bool [N]: survived every attack
+    result.broken_by         # per example: the attack that broke it ("clean" if misclassified)
+
+Versions (as the reference code, fra31/auto-attack):
+- "standard": APGD-CE (100 steps), APGD-T (targeted DLR, 9 targets x 100
+  steps), FAB-T (9 targets x 100 steps), Square (5000 queries); one
+  restart each.
+- "rand" (randomized defenses): APGD-CE and APGD-DLR, each gradient and
+  prediction the mean over 20 draws (EoT).
+- "custom": the attacks named in `attacks`, in that order.
+Every later attack runs only on the points the earlier ones left robust, so
+robust accuracy after each attack is non-increasing and the total is the
+worst case per example over all of them.
+
+`masking_flags` are the warnings AutoAttack and Carlini et al. 2019 ask
+for, computed on every run.
+"""
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tf_atalp.attacks.apgd import APGD
+from tf_atalp.attacks.base import check_images, correct_predictions
+from tf_atalp.attacks.fab import FABTargeted
+from tf_atalp.attacks.model_fns import ExpectationOverTransformation
+from tf_atalp.attacks.square import Square
+
+VERSIONS = ("standard", "rand", "custom")
+COMPONENTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square")
+GRADIENT_FREE = ("square",)
+RAND_EOT_SAMPLES = 20
+SATURATION = 1 - 1e-6  # a softmax probability this close to 1 counts as saturated
+FLAG_SHARE = 0.5  # a flag on zero gradients / saturation needs this share of examples
+
+
+def build_component(name: str, epsilon: float, iterations: int = 100,
+                    queries: int = 5000):
+    """The attack called `name` (one of COMPONENTS) at `epsilon`, with the reference defaults."""
+    if name == "apgd-ce":
+        return APGD(epsilon, iterations, loss="ce")
+    if name == "apgd-dlr":
+        return APGD(epsilon, iterations, loss="dlr")
+    if name == "apgd-t":
+        return APGD(epsilon, iterations, target_classes=9)
+    if name == "fab-t":
+        return FABTargeted(epsilon, iterations, target_classes=9)
+    if name == "square":
+        return Square(epsilon, queries=queries)
+    raise ValueError(f"Unknown AutoAttack component {name!r}; choose from {COMPONENTS}.")
+
+
+def version_components(version: str, attacks: Sequence[str] = ()) -> tuple[str, ...]:
+    """The attack names a version runs, in order."""
+    if version == "standard":
+        return ("apgd-ce", "apgd-t", "fab-t", "square")
+    if version == "rand":
+        return ("apgd-ce", "apgd-dlr")
+    if version == "custom":
+        if not attacks or any(a not in COMPONENTS for a in attacks):
+            raise ValueError(f"`attacks` must name attacks from {COMPONENTS} for "
+                             f"version='custom'. Received: {list(attacks)}")
+        return tuple(attacks)
+    raise ValueError(f"`version` must be one of {VERSIONS}. Received: version={version!r}")
+
+
+@dataclasses.dataclass
+class AutoAttackResult:
+    """What one AutoAttack run found.
+
+    Attributes:
+      adversarial_images: float32 [N, ...]: the breaking point of each broken
+        example, the image itself otherwise.
+      clean_correct: bool [N].
+      robust: bool [N]: correct on the image and after every attack.
+      broken_by: [N] str: "clean" (misclassified already), the attack that
+        broke it, or "" (robust).
+      robust_after: {attack: robust accuracy after it and every earlier one}.
+      seconds: {attack: wall time}.
+      flags: `masking_flags`' list of (name, message) pairs raised.
+    """
+
+    adversarial_images: tf.Tensor
+    clean_correct: np.ndarray
+    robust: np.ndarray
+    broken_by: list
+    robust_after: dict
+    seconds: dict
+    flags: list
+
+
+class AutoAttack:
+    """An ensemble attack on `model_fn` (images in [0, 1] -> logits) at L-inf `epsilon`."""
+
+    def __init__(self, model_fn: Callable, epsilon: float, version: str = "standard",
+                 attacks: Sequence[str] = (), iterations: int = 100, queries: int = 5000,
+                 eot_samples: int = RAND_EOT_SAMPLES, seed: int = 0):
+        self.names = version_components(version, attacks)
+        if not 0 < epsilon <= 1:
+            raise ValueError(f"`epsilon` must be in (0, 1]. Received: epsilon={epsilon}")
+        self.version = version
+        self.epsilon = epsilon
+        self.seed = seed
+        self.model_fn = (ExpectationOverTransformation(model_fn, eot_samples)
+                         if version == "rand" else model_fn)
+        self.eot_samples = eot_samples if version == "rand" else 1
+        self.attacks = {name: build_component(name, epsilon, iterations, queries)
+                        for name in self.names}
+
+    def describe(self) -> dict:
+        return {"attack": "autoattack", "version": self.version, "norm": "linf",
+                "epsilon": self.epsilon, "eot_samples": self.eot_samples, "seed": self.seed,
+                "components": [a.describe() for a in self.attacks.values()]}
+
+    def __call__(self, images, labels) -> AutoAttackResult:
+        images = tf.cast(check_images(images), tf.float32)
+        labels = tf.cast(labels, tf.int32)
+        count = int(labels.shape[0])
+        correct = correct_predictions(self.model_fn(images), labels).numpy()
+        robust = correct.copy()
+        broken_by = ["" if c else "clean" for c in correct]
+        adversarial = images.numpy().copy()
+        robust_after, seconds, broken_per_attack = {}, {}, {}
+        for index, (name, attack) in enumerate(self.attacks.items()):
+            started = time.time()
+            alive = np.flatnonzero(robust)
+            broken_per_attack[name] = 0
+            if alive.size:
+                result = attack.attack(self.model_fn, tf.gather(images, alive),
+                                       tf.gather(labels, alive), seed=self.seed + index)
+                found = result.adversarial_images
+                fooled = ~correct_predictions(self.model_fn(found), tf.gather(labels,
+                                                                               alive)).numpy()
+                for position in np.flatnonzero(fooled):
+                    example = alive[position]
+                    robust[example] = False
+                    broken_by[example] = name
+                    adversarial[example] = found[position].numpy()
+                broken_per_attack[name] = int(fooled.sum())
+            robust_after[name] = float(robust.mean()) if count else 0.0
+            seconds[name] = round(time.time() - started, 2)
+        flags = masking_flags(self.model_fn, images, labels, broken_per_attack,
+                              randomized_probe=self.version != "rand")
+        return AutoAttackResult(tf.constant(adversarial), correct, robust, broken_by,
+                                robust_after, seconds, flags)
+
+
+def masking_flags(model_fn, images, labels, broken_per_attack: dict,
+                  randomized_probe: bool = True) -> list[tuple[str, str]]:
+    """The raised gradient-masking flags, each (name, message).
+
+    - "randomized": two forward passes on the same images disagree (the
+      model draws randomness; attack it with version="rand" / EoT);
+    - "zero_gradients": at least FLAG_SHARE of the examples have an input
+      gradient of the cross-entropy that is exactly zero;
+    - "square_after_gradient_attacks": Square broke points that every
+      gradient attack before it left robust;
+    - "saturated_softmax": at least FLAG_SHARE of the examples have a top
+      softmax probability above SATURATION (vanishing gradients).
+    """
+    flags = []
+    logits = tf.cast(model_fn(images), tf.float32)
+    if randomized_probe and not np.allclose(logits.numpy(),
+                                            tf.cast(model_fn(images), tf.float32).numpy(),
+                                            atol=1e-5):
+        flags.append(("randomized", "the model's output changes between two passes on the "
+                      "same images: attack it with expectation over transformation "
+                      "(version='rand')"))
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=labels, logits=tf.cast(model_fn(images), tf.float32))
+    gradient = tape.gradient(loss, images)
+    flat = np.zeros([int(images.shape[0]), 1]) if gradient is None else \
+        tf.reshape(gradient, [int(images.shape[0]), -1]).numpy()
+    zero_share = float(np.mean(np.all(flat == 0, axis=1)))
+    if zero_share >= FLAG_SHARE:
+        flags.append(("zero_gradients", f"{zero_share:.0%} of the examples have an input "
+                      "gradient of exactly zero: gradient attacks cannot move them"))
+    names = list(broken_per_attack)
+    for position, name in enumerate(names):
+        earlier_gradient = [n for n in names[:position] if n not in GRADIENT_FREE]
+        if name in GRADIENT_FREE and earlier_gradient and broken_per_attack[name] > 0:
+            flags.append(("square_after_gradient_attacks",
+                          f"{name} (no gradients) broke {broken_per_attack[name]} example(s) "
+                          f"that {', '.join(earlier_gradient)} left robust: the gradients "
+                          "mislead"))
+    top = tf.reduce_max(tf.nn.softmax(logits), axis=-1).numpy()
+    saturated = float(np.mean(top > SATURATION))
+    if saturated >= FLAG_SHARE:
+        flags.append(("saturated_softmax", f"{saturated:.0%} of the examples have a top "
+                      f"probability above {SATURATION}: the loss gradient may vanish"))
+    return flags
