@@ -38,15 +38,24 @@ def write_masks(images_root: str, masks_root: str) -> None:
 
 
 def make_protocol_model_dirs(root: str) -> dict[str, str]:
-    """Targets (none, at_alp), a gray-box source (none, other seed) and a black-box one (wider)."""
+    """Targets (none, at_alp), a gray-box source (none, other seed), a black-box one (wider)
+    and a same-defense one (at_alp, other seed)."""
     dirs = {"none": os.path.join(root, "target_none"),
             "at_alp": os.path.join(root, "target_at_alp"),
             "gray": os.path.join(root, "gray_source"),
-            "black": os.path.join(root, "black_source")}
+            "black": os.path.join(root, "black_source"),
+            "at_alp_copy": os.path.join(root, "at_alp_copy")}
     made = {"none": ("none", 0, 8), "at_alp": ("at_alp", 1, 8), "gray": ("none", 2, 8),
-            "black": ("none", 3, 16)}
+            "black": ("none", 3, 16), "at_alp_copy": ("at_alp", 4, 8)}
     for role, (defense, seed, width) in made.items():
         make_model_dir(dirs[role], defense=defense, seed=seed, width=width)
         with open(os.path.join(dirs[role], FLAGFILE), "w") as f:
             f.write(f"--defense={defense}\n--seed={seed}\n--width={width}\n")
+    return dirs
+
+
+def protocol_workspace(root: str) -> dict[str, str]:
+    """The model_dirs of `make_protocol_model_dirs` and the image folder ("images") under root."""
+    dirs = make_protocol_model_dirs(root)
+    dirs["images"] = write_image_folder(root)
     return dirs

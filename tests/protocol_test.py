@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from tests.evaluation_fixtures import conv_data, conv_model, dataset_of, temporary_folder
-from tests.protocol_fixtures import make_protocol_model_dirs, write_image_folder, write_masks
+from tests.protocol_fixtures import protocol_workspace, write_masks
 from tf_atalp.attacks import Restarts
 from tf_atalp.evaluation import evaluate_robustness
 from tf_atalp.evaluation.loading import load_model_for_eval
@@ -37,8 +37,7 @@ class PaperProtocolTest(tf.test.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         root = temporary_folder(cls)
-        cls.dirs = make_protocol_model_dirs(root)
-        cls.dirs["images"] = write_image_folder(root)
+        cls.dirs = protocol_workspace(root)
         cls.masks = os.path.join(root, "masks")
         write_masks(cls.dirs["images"], cls.masks)
         cls.output = os.path.join(root, "protocol")
@@ -134,6 +133,19 @@ class PaperProtocolTest(tf.test.TestCase):
         self.assertEqual(document["table1"], self.document["table1"])
         self.assertEqual(document["table2"], self.document["table2"])
 
+    def test_a_same_defense_source_has_its_own_column_for_its_defense_only(self):
+        output = os.path.join(temporary_folder(self), "same_defense")
+        document = run_protocol(prepare_protocol(protocol_config(
+            self.dirs, output, gray_box_sources=(), black_box_sources=(),
+            same_defense_sources=(self.dirs["at_alp_copy"],), figure_images=0,
+            landscape_grid=0)))
+        rows = {row["model"]: row for row in document["table1"]["paper"]}
+        column = "gray_box_same_defense 0.5"
+        self.assertEqual(rows["target_at_alp"]["cells"][column]["source"], "at_alp_copy")
+        self.assertIsNone(rows["target_none"]["cells"][column])
+        with open(os.path.join(output, "report.md")) as f:
+            self.assertIn("gray-box (same defense) eps 0.5", f.read())
+
     def test_a_changed_setting_is_recomputed(self):
         output = os.path.join(temporary_folder(self), "changed")
         config = protocol_config(self.dirs, output, figure_images=0, landscape_grid=0,
@@ -152,10 +164,8 @@ class ProtocolInputsTest(tf.test.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        root = temporary_folder(cls)
-        cls.dirs = make_protocol_model_dirs(root)
-        cls.dirs["images"] = write_image_folder(root)
-        cls.root = root
+        cls.root = temporary_folder(cls)
+        cls.dirs = protocol_workspace(cls.root)
 
     def check_refused(self, message, **overrides):
         with self.assertRaisesRegex(ValueError, message):

@@ -11,7 +11,7 @@ def atomic_write_text(path: str, text: str) -> None:
     os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:
-        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp makes files 0600
+        os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp makes files 0600
         with os.fdopen(handle, "w") as f:
             f.write(text)
             f.flush()
@@ -23,7 +23,7 @@ def atomic_write_text(path: str, text: str) -> None:
         raise
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask

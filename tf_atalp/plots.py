@@ -13,6 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from tf_atalp.io_utils import current_umask
 from tf_atalp.model_dir import read_history as read_history_rows
 
 # history.csv columns (Keras CSVLogger of the trainer) drawn in each panel, in order.
@@ -163,6 +164,7 @@ def save_png(figure: Figure, output_png: str) -> str:
     os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
     try:
+        os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp makes files 0600
         with os.fdopen(handle, "wb") as f:
             FigureCanvasAgg(figure).print_png(f)
         os.replace(temporary, output_png)

@@ -25,7 +25,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_atalp.attacks.base import AttackResult, check_images, correct_predictions
+from tf_atalp.attacks.base import (
+    AttackResult, check_images, checked_record_at, correct_predictions)
 from tf_atalp.attacks.model_fns import objective_and_gradient
 from tf_atalp.attacks.pgd import linf_project, seed_tensor
 
@@ -223,11 +224,7 @@ class APGD:
         """
         clean = tf.cast(check_images(images), tf.float32)
         labels = tf.cast(labels, tf.int32)
-        if record_at is not None:
-            record_at = sorted({int(k) for k in record_at})
-            if not record_at or record_at[0] < 0 or record_at[-1] > self.iterations:
-                raise ValueError(f"`record_at` must lie in [0, iterations={self.iterations}]. "
-                                 f"Received: record_at={record_at}")
+        record_at = checked_record_at(record_at, self.iterations)
         seed = seed_tensor(seed)
         if not self.target_classes:
             adversarial, correct_at = self._run(model_fn, clean, labels, labels, seed, False)

@@ -77,3 +77,14 @@ def check_images(images: tf.Tensor) -> tf.Tensor:
 def correct_predictions(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     """bool [N]: argmax of the logits equals the label."""
     return tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), tf.cast(labels, tf.int32))
+
+
+def checked_record_at(record_at, longest: int, unit: str = "iterations") -> list[int] | None:
+    """`record_at` as sorted distinct counts, each in [0, longest]; None stays None."""
+    if record_at is None:
+        return None
+    counts = sorted({int(k) for k in record_at})
+    if not counts or counts[0] < 0 or counts[-1] > longest:
+        raise ValueError(f"`record_at` must lie in [0, {unit}={longest}]. "
+                         f"Received: record_at={counts}")
+    return counts

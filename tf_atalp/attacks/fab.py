@@ -32,7 +32,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_atalp.attacks.base import AttackResult, check_images, correct_predictions
+from tf_atalp.attacks.base import (
+    AttackResult, check_images, checked_record_at, correct_predictions)
 from tf_atalp.attacks.model_fns import objective_and_gradient
 
 ALPHA_MAX = 0.1
@@ -152,11 +153,7 @@ class FABTargeted:
         """
         clean = tf.cast(check_images(images), tf.float32)
         labels = tf.cast(labels, tf.int32)
-        if record_at is not None:
-            record_at = sorted({int(k) for k in record_at})
-            if not record_at or record_at[0] < 0 or record_at[-1] > self.iterations:
-                raise ValueError(f"`record_at` must lie in [0, iterations={self.iterations}]. "
-                                 f"Received: record_at={record_at}")
+        record_at = checked_record_at(record_at, self.iterations)
         logits = model_fn(clean)
         correct = correct_predictions(logits, labels)
         ranked = tf.argsort(logits, axis=-1, direction="DESCENDING", stable=True)

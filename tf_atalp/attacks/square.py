@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_atalp.attacks.base import AttackResult, check_images
+from tf_atalp.attacks.base import AttackResult, check_images, checked_record_at
 from tf_atalp.attacks.objectives import margin_objective
 
 P_INIT = 0.8
@@ -71,11 +71,7 @@ class Square:
         """
         clean = np.asarray(check_images(images), np.float32)
         labels = np.asarray(labels, np.int32)
-        if record_at is not None:
-            record_at = sorted({int(k) for k in record_at})
-            if not record_at or record_at[0] < 0 or record_at[-1] > self.queries:
-                raise ValueError(f"`record_at` must lie in [0, queries={self.queries}]. "
-                                 f"Received: record_at={record_at}")
+        record_at = checked_record_at(record_at, self.queries, "queries")
         rng = np.random.default_rng(None if seed is None else int(np.asarray(seed).ravel()[0]))
         n, height, width, channels = clean.shape
         eps = self.epsilon

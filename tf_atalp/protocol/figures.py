@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from tf_atalp.plots import DPI, save_png
 
@@ -43,7 +44,9 @@ def plot_sweep(panels: list[dict], clean: dict[str, float], title: str, output_p
         ax.grid(alpha=0.3)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    axes[0].legend(fontsize="x-small")
+    handles = [Line2D([], [], color=colors[name], marker=".") for name in names]
+    figure.legend(handles, names, loc="outside lower center", ncol=min(4, len(names)),
+                  fontsize="small")
     figure.suptitle(title + " (dotted: clean accuracy)", fontsize="medium")
     return save_png(figure, output_png)
 

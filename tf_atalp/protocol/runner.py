@@ -30,7 +30,8 @@ from tf_atalp.protocol.cells import CellStore
 from tf_atalp.protocol.checks import protocol_checks
 from tf_atalp.protocol.data import ProtocolData, load_protocol_data
 from tf_atalp.protocol.models import (
-    TARGET, LoadedModels, ProtocolModel, find_protocol_models, scored_targets)
+    SAME_DEFENSE_SOURCE, TARGET, LoadedModels, ProtocolModel, find_protocol_models,
+    scored_targets)
 from tf_atalp.protocol.report import write_report
 from tf_atalp.protocol.settings import ProtocolConfig
 from tf_atalp.protocol.tables import (
@@ -157,7 +158,8 @@ def _plan(protocol: Protocol) -> list[Cell]:
             cells.append(Cell(
                 f"{setting.name}__{source.threat_model}__{source.name}",
                 {"kind": TRANSFER_KIND, "setting": setting.name, "source": source.name,
-                 "threat_model": source.threat_model},
+                 "threat_model": source.threat_model,
+                 "same_defense": source.role == SAME_DEFENSE_SOURCE},
                 {**common, "setting": setting.describe(), "source": source.fingerprint(),
                  "targets": [t.fingerprint() for t in scored]},
                 f"{source.threat_model.replace('_', '-')} {setting.name} PGD crafted on "

@@ -13,15 +13,21 @@ import io
 WHITE_BOX_KIND = "white_box"
 SINGLE_STEP_KIND = "single_step"
 TRANSFER_KIND = "transfer"
+# Table 1's columns: a same-defense source (an attacker who trained a copy of the defense)
+# is gray-box, but gets its own column: only the targets of its defense have it.
+SAME_DEFENSE_COLUMN = "gray_box_same_defense"
+COLUMN_ORDER = ("gray_box", SAME_DEFENSE_COLUMN, "black_box", "white_box")
 
 
-def _series_of(scored: dict, *, setting, threat_model, source, target) -> list[dict]:
+def _series_of(scored: dict, *, setting, threat_model, source, target,
+               column=None) -> list[dict]:
     """One series per epsilon of a cell's numbers for one scored model."""
     robust = {entry["epsilon"]: entry for entry in scored["robust"]}
     series = {}
     for point in scored["points"]:
         entry = series.setdefault(point["epsilon"], {
             "setting": setting, "threat_model": threat_model, "source": source,
+            "column": column or threat_model,
             "target": target, "epsilon": point["epsilon"], "step_size": point["step_size"],
             "random_start": point["random_start"], "restarts": point["restarts"],
             "run_iterations": point["run_iterations"], "num_examples": point["num_examples"],
@@ -57,26 +63,27 @@ def collect(cells: list[dict]) -> dict:
             for target, scored in result["targets"].items():
                 collected["series"] += _series_of(
                     scored, setting=spec["setting"], threat_model=spec["threat_model"],
-                    source=spec["source"], target=target)
+                    source=spec["source"], target=target,
+                    column=SAME_DEFENSE_COLUMN if spec.get("same_defense") else None)
             collected["sources"].setdefault(spec["source"], {})[spec["setting"]] = {
                 "clean_accuracy": result["source"]["clean_accuracy"],
                 "robust": result["source"]["robust"]}
     return collected
 
 
-def headline(series: list[dict], setting: str, threat_model: str, target: str,
+def headline(series: list[dict], setting: str, column: str, target: str,
              epsilon: float) -> dict | None:
     """The series with the lowest robust accuracy among the matching ones (over sources)."""
-    matching = [s for s in series if s["setting"] == setting and s["threat_model"] == threat_model
+    matching = [s for s in series if s["setting"] == setting and s["column"] == column
                 and s["target"] == target and s["epsilon"] == epsilon]
     return min(matching, key=lambda s: s["robust_accuracy"]) if matching else None
 
 
 def table1_columns(series: list[dict], epsilons) -> list[tuple[str, float]]:
-    """(threat model, epsilon) columns present: gray-box, black-box, then white-box."""
-    present = {s["threat_model"] for s in series}
-    return [(tm, e) for tm in ("gray_box", "black_box", "white_box") if tm in present
-            for e in epsilons]
+    """(column, epsilon) present: gray-box, gray-box from a same-defense copy, black-box,
+    then white-box."""
+    present = {s["column"] for s in series}
+    return [(c, e) for c in COLUMN_ORDER if c in present for e in epsilons]
 
 
 def table1_rows(collected: dict, targets: list[dict], setting: str, epsilons) -> list[dict]:
@@ -86,9 +93,9 @@ def table1_rows(collected: dict, targets: list[dict], setting: str, epsilons) ->
     for target in targets:
         row = {"model": target["name"], "defense": target["defense"],
                "clean_accuracy": collected["clean"].get(target["name"]), "cells": {}}
-        for threat_model, epsilon in columns:
-            best = headline(collected["series"], setting, threat_model, target["name"], epsilon)
-            row["cells"][f"{threat_model} {epsilon:g}"] = None if best is None else {
+        for column, epsilon in columns:
+            best = headline(collected["series"], setting, column, target["name"], epsilon)
+            row["cells"][f"{column} {epsilon:g}"] = None if best is None else {
                 "robust_accuracy": best["robust_accuracy"], "source": best["source"]}
         rows.append(row)
     return rows
@@ -98,13 +105,22 @@ def _percent(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+COLUMN_TITLES = {"gray_box": "gray-box", SAME_DEFENSE_COLUMN: "gray-box (same defense)",
+                 "black_box": "black-box", "white_box": "white-box"}
+
+
+def _column_title(key: str) -> str:
+    """"gray_box 0.25" -> "gray-box eps 0.25"."""
+    column, epsilon = key.rsplit(" ", 1)
+    return f"{COLUMN_TITLES.get(column, column)} eps {epsilon}"
+
+
 def table1_markdown(rows: list[dict]) -> str:
     """Rows as a markdown table (accuracies in %)."""
     if not rows:
         return ""
     keys = list(rows[0]["cells"])
-    header = ["defense (model)", "clean"] + [k.replace("_", "-").replace(" ", " eps ")
-                                            for k in keys]
+    header = ["defense (model)", "clean"] + [_column_title(k) for k in keys]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [_percent((row["cells"][k] or {}).get("robust_accuracy")) for k in keys]
