@@ -87,6 +87,18 @@ def _transfer(prepared: PreparedEvaluation, model, description: dict, dataset):
     return result["models"][TARGET], source_description
 
 
+def _attack_summary(config) -> str:
+    """How the run attacks, for the first line it prints."""
+    if config.attack == "autoattack":
+        return (f"AutoAttack {config.autoattack_version} ({config.autoattack_iterations} "
+                f"APGD/FAB steps, {config.square_queries} Square queries)")
+    if config.attack == "pgd":
+        return (f"{max(config.iterations)} PGD steps of {config.step_size:g}, "
+                f"{config.restarts} restart(s)")
+    unit = "queries" if config.attack == "square" else "steps"
+    return f"{config.attack} of {max(config.iterations)} {unit}, {config.restarts} restart(s)"
+
+
 def _autoattack(prepared: PreparedEvaluation, model, dataset) -> dict:
     """AutoAttack at every epsilon, with a line per finished batch."""
     config = prepared.config
@@ -123,10 +135,7 @@ def run_evaluation(prepared: PreparedEvaluation, command: Sequence[str] | None =
     expected = subset["num_examples"] if subset else split_size
     report(f"Evaluating {description['path']} on {expected} {info.name} {config.split} "
            f"examples: epsilons {', '.join(f'{e:g}' for e in prepared.epsilons)}, "
-           + (f"{max(config.iterations)} PGD steps of {config.step_size:g}, "
-              if config.attack == "pgd" else f"{config.attack} of {max(config.iterations)} "
-              "steps, ")
-           + f"{config.restarts} restart(s).")
+           + _attack_summary(config) + ".")
     if prepared.randomization is not None or prepared.eot_samples > 1:
         report(f"Randomized model ({prepared.randomization or 'as --eot_samples says'}): "
                f"expectation over {prepared.eot_samples} draws per gradient and prediction, "
