@@ -25,6 +25,7 @@ from absl import app, flags
 from tf_atalp.cli import exit_with_error, flagfiles_first
 from tf_atalp.evaluation import flags as eval_flags
 from tf_atalp.evaluation import format_table, prepare_evaluation, run_evaluation
+from tf_atalp.evaluation.sanity import WARNING as MASKING_WARNING
 from tf_atalp.protocol import flags as protocol_flags
 from tf_atalp.protocol.runner import RESULTS_FILE, prepare_protocol, run_protocol
 from tf_atalp.protocol.report import REPORT_FILE
@@ -43,7 +44,7 @@ def run_paper_protocol() -> None:
     print(f"\nReport: {os.path.join(out, REPORT_FILE)}\nNumbers: {os.path.join(out, RESULTS_FILE)}")
     for messages in document["sanity_checks"].values():
         for message in messages:
-            print(f"WARNING: {message}" if message.startswith("gradient masking") else
+            print(f"WARNING: {message}" if message.startswith(MASKING_WARNING) else
                   f"Note: {message}")
 
 

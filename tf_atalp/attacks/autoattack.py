@@ -165,18 +165,17 @@ def masking_flags(model_fn, images, labels, broken_per_attack: dict,
       softmax probability above SATURATION (vanishing gradients).
     """
     flags = []
-    logits = tf.cast(model_fn(images), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        logits = tf.cast(model_fn(images), tf.float32)
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    gradient = tape.gradient(loss, images)
     if randomized_probe and not np.allclose(logits.numpy(),
                                             tf.cast(model_fn(images), tf.float32).numpy(),
                                             atol=1e-5):
         flags.append(("randomized", "the model's output changes between two passes on the "
                       "same images: attack it with expectation over transformation "
                       "(version='rand')"))
-    with tf.GradientTape() as tape:
-        tape.watch(images)
-        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=labels, logits=tf.cast(model_fn(images), tf.float32))
-    gradient = tape.gradient(loss, images)
     flat = np.zeros([int(images.shape[0]), 1]) if gradient is None else \
         tf.reshape(gradient, [int(images.shape[0]), -1]).numpy()
     zero_share = float(np.mean(np.all(flat == 0, axis=1)))

@@ -195,13 +195,14 @@ def _transfer(protocol: Protocol, setting, source: ProtocolModel,
 def _run_cells(protocol: Protocol, cells: list[Cell]) -> list[dict]:
     """Runs (or reads back) every cell, with a progress bar over cells and the time left."""
     store = CellStore(protocol.config.output_dir)
-    done = []
-    pending = [c for c in cells if store.load(c.key, c.fingerprint) is None]
-    report(f"Protocol: {len(cells)} cells, {len(cells) - len(pending)} already done in "
+    stored_cells = {c.key: store.load(c.key, c.fingerprint) for c in cells}  # read once
+    pending = sum(1 for stored in stored_cells.values() if stored is None)
+    report(f"Protocol: {len(cells)} cells, {len(cells) - pending} already done in "
            f"{store.folder}.")
-    bar = keras.utils.Progbar(len(pending), unit_name="cell") if pending else None
+    bar = keras.utils.Progbar(pending, unit_name="cell") if pending else None
+    done = []
     for cell in cells:
-        stored = store.load(cell.key, cell.fingerprint)
+        stored = stored_cells[cell.key]
         if stored is None:
             report(f"\n[{len(done) + 1}/{len(cells)}] {cell.label}")
             started = time.time()
