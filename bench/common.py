@@ -33,3 +33,9 @@ def write_results(name: str, command: str, results: dict) -> str:
     path = os.path.join(RESULTS_DIR, f"{name}.json")
     atomic_write_json(path, document)
     return path
+
+
+def shared_data(name: str) -> str:
+    """`<project root>/../shared/data/<name>`, the read-only real data."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.normpath(os.path.join(root, os.pardir, "shared", "data", name))

@@ -5,10 +5,11 @@ import numpy as np
 import tensorflow as tf
 
 from tests.attack_fixtures import rounding_model
-from tf_atalp.attacks import AutoAttack, inference_logits, masking_flags
-from tf_atalp.attacks.autoattack import version_components
+from tf_atalp.attacks import FAB, AutoAttack, Restarts, inference_logits, masking_flags
+from tf_atalp.attacks.autoattack import build_component, version_components
 
 SHAPE = (6, 6, 3)
+PLUS = ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
 
 
 def linear4(seed=0) -> keras.Model:
@@ -68,6 +69,42 @@ class AutoAttackTest(tf.test.TestCase):
         self.assertAllLessEqual(distance[broken], 0.05 + 1e-6)
         predicted = np.argmax(self.honest(result.adversarial_images).numpy(), axis=1)
         self.assertTrue(np.all(predicted[broken] != self.labels[broken]))
+
+    def test_plus_runs_its_six_attacks_in_order_and_robustness_only_falls(self):
+        self.assertEqual(version_components("plus"), PLUS)
+        attack = AutoAttack(inference_logits(self.honest), 0.05, version="plus", iterations=3,
+                            queries=20)
+        described = attack.describe()
+        self.assertEqual(described["version"], "plus")
+        self.assertEqual([c["attack"] for c in described["components"]], list(PLUS))
+        self.assertEqual([c.get("restarts", 1) for c in described["components"]],
+                         [5, 5, 5, 1, 1, 1])
+        self.assertEqual(described["restarts"], dict(zip(PLUS, [5, 5, 5, 1, 1, 1])))
+        self.assertEqual(described["components"][2]["iterations"], 3)
+        recordings = {name: RecordingAttack(inner) for name, inner in attack.attacks.items()}
+        attack.attacks = recordings
+        result = attack(self.images, self.labels)
+        self.assertEqual(tuple(result.robust_after), PLUS)
+        sizes = [recordings[name].sizes for name in PLUS]
+        self.assertTrue(all(len(s) == 1 and s[0] > 0 for s in sizes), sizes)  # each ran once
+        self.assertEqual(sizes, sorted(sizes, reverse=True))
+        after = list(result.robust_after.values())
+        self.assertEqual(after, sorted(after, reverse=True))
+        self.assertEqual(after[-1], result.robust.mean())
+        self.assertLess(after[-1], result.clean_correct.mean())
+        broken = ~result.robust & result.clean_correct
+        distance = np.abs(result.adversarial_images.numpy() - self.images).max(axis=(1, 2, 3))
+        self.assertAllLessEqual(distance[broken], 0.05 + 1e-6)
+        predicted = np.argmax(self.honest(result.adversarial_images).numpy(), axis=1)
+        self.assertTrue(np.all(predicted[broken] != self.labels[broken]))
+
+    def test_components_take_their_restarts(self):
+        self.assertEqual(build_component("fab", 0.1, 7, restarts=5), FAB(0.1, 7, restarts=5))
+        restarted = build_component("apgd-dlr", 0.1, 7, restarts=3)
+        self.assertIsInstance(restarted, Restarts)
+        self.assertEqual((restarted.restarts, restarted.describe()["loss"]), (3, "dlr"))
+        self.assertEqual(build_component("fab-t", 0.1, restarts=2).describe()["restarts"], 2)
+        self.assertNotIsInstance(build_component("square", 0.1), Restarts)
 
     def test_later_attacks_see_only_the_points_still_robust(self):
         attack = AutoAttack(inference_logits(self.honest), 0.02, version="custom",

@@ -90,6 +90,44 @@ class ExpectationOverTransformationTest(tf.test.TestCase):
             attacks.ExpectationOverTransformation(lambda x: x, 0)
 
 
+class JitteryLinear:
+    """A randomized model function whose gradient is mostly noise but whose output is not.
+
+    logits = x W + b + (a / w) sin(w x) R with R ~ N(0, 1) [D, K] drawn per
+    call: the added logits are at most ~a sqrt(D) / w (small for w = 1000),
+    but their input gradient a cos(w x) R is large and random, with mean zero
+    over draws, so one draw's gradient hides W and the mean over many shows it.
+    """
+
+    def __init__(self, model, amplitude, frequency=1000.0):
+        self.model, self.amplitude, self.frequency = model, amplitude, frequency
+
+    def __call__(self, images):
+        flat = tf.reshape(images, [tf.shape(images)[0], -1])
+        noise = tf.random.normal([flat.shape[1], NUM_CLASSES])
+        return (self.model(images)
+                + self.amplitude / self.frequency * tf.sin(self.frequency * flat) @ noise)
+
+
+class ExpectationOverTransformationAttackTest(tf.test.TestCase):
+
+    def test_eot_gives_lower_accuracy_than_one_sample_gradients(self):
+        tf.random.set_seed(0)
+        model, _, _ = linear_model()
+        images, _ = batch(n=64)
+        labels = np.argmax(model(images).numpy(), axis=1).astype(np.int32)  # all correct
+        jittery = JitteryLinear(model, amplitude=32.0)
+
+        def accuracy(samples):
+            eot = attacks.ExpectationOverTransformation(jittery, samples)
+            found = attacks.PGD(0.1, 0.02, 10, random_start=False).attack(
+                eot, images, labels).adversarial_images
+            return np.mean(np.argmax(model(found).numpy(), axis=1) == labels)
+
+        one_sample, averaged = accuracy(1), accuracy(64)
+        self.assertLess(averaged + 0.3, one_sample)
+
+
 def quantize(images):
     """Rounds pixels to 8 levels: no gradient (tf.round has none)."""
     return tf.round(images * 7.0) / 7.0

@@ -25,6 +25,9 @@ class SquareTest(tf.test.TestCase):
         self.assertAlmostEqual(window_share(0.8, 11, 10000), 0.4)
         self.assertAlmostEqual(window_share(0.8, 9000, 10000), 0.8 / 512)
         self.assertAlmostEqual(window_share(0.8, 26, 5000), 0.2)  # 52 of 10000
+        # AutoAttack's schedule: the same halvings at fixed query counts.
+        self.assertAlmostEqual(window_share(0.8, 26, 5000, rescale=False), 0.4)
+        self.assertAlmostEqual(window_share(0.8, 4500, 5000, rescale=False), 0.8 / 128)
 
     def test_succeeds_on_a_rounding_model_where_gradient_attacks_fail(self):
         labels = tf.constant(self.labels)

@@ -107,6 +107,44 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
             self.assertIsInstance(run_["flags"], list)
         self.assertIn("AutoAttack (standard, epsilon 0.03)", run.stdout)
 
+    def test_fab_and_fab_t_run_as_the_attack_and_record_their_settings(self):
+        for attack, name in (("fab-t", "FAB-T"), ("fab", "FAB")):
+            run = run_eval_main(f"--model_dir={self.model_dir}", "--epsilons=0.03",
+                                "--iterations=3", "--max_examples=8", f"--attack={attack}",
+                                "--restarts=2")
+            self.assertEqual(run.returncode, 0, run.stderr)
+            with open(self.results_file) as f:
+                document = json.load(f)
+            self.assertEqual([(p["attack"], p["iterations"], p["restarts"])
+                              for p in document["results"]], [(attack, 3, 2)])
+            described = document["robust_accuracy"][0]["attacks"][0]
+            self.assertEqual((described["attack"], described["epsilon"], described["iterations"],
+                              described["restarts"]), (attack, 0.03, 3, 2))
+            self.assertEqual(described.get("target_classes"), 9 if attack == "fab-t" else None)
+            self.assertEqual(document["results"][0]["attack_settings"], described)
+            self.assertIn(f"L-inf {name}, minimal perturbation counted within epsilon",
+                          run.stdout)
+
+    def test_autoattack_plus_runs_its_six_attacks_in_order(self):
+        plus = ["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"]
+        run = run_eval_main(f"--model_dir={self.model_dir}", "--epsilons=0.03",
+                            "--max_examples=8", "--attack=autoattack", "--version=plus",
+                            "--autoattack_iterations=2", "--square_queries=5")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        with open(self.results_file) as f:
+            document = json.load(f)
+        (run_,) = document["autoattack"]
+        self.assertCountEqual(run_["robust_after"], plus)  # the JSON sorts keys
+        after = [run_["robust_after"][name] for name in plus]
+        self.assertEqual(after, sorted(after, reverse=True))
+        self.assertEqual(run_["described"]["version"], "plus")
+        self.assertEqual(run_["described"]["restarts"], dict(zip(plus, [5, 5, 5, 1, 1, 1])))
+        entry = document["robust_accuracy"][0]
+        self.assertEqual(entry["robust_accuracy"], run_["robust_after"]["fab-t"])
+        self.assertEqual([a["attack"] for a in entry["attacks"]], plus)
+        self.assertEqual(entry["autoattack"]["version"], "plus")
+        self.assertIn("AutoAttack (plus, epsilon 0.03)", run.stdout)
+
     def test_max_examples_takes_a_class_balanced_subset(self):
         run = run_eval_main(f"--model_dir={self.model_dir}", "--epsilons=0.03",
                             "--iterations=1", "--max_examples=8")

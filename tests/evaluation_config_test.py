@@ -43,6 +43,12 @@ class EvalConfigTest(tf.test.TestCase, parameterized.TestCase):
          "must be > 0 for apgd-ce"),
         ("apgd_transfer", {"attack": "apgd-t", "transfer_from": "/src"},
          "`transfer_from` crafts with PGD"),
+        ("autoattack_attacks", {"attack": "autoattack", "autoattack_version": "custom",
+                                "autoattack_attacks": ("apgd-ce", "cw")},
+         r"`autoattack_attacks` must be from \(.*'fab'.*\). Received: "
+         r"autoattack_attacks=\['apgd-ce', 'cw'\]"),
+        ("autoattack_version", {"attack": "autoattack", "autoattack_version": "plus-plus"},
+         "`autoattack_version` must be one of .*'plus'"),
         ("model_dir", {"model_dir": ""}, "`model_dir` must be set"))
     def test_bad_values_raise(self, kwargs, message):
         with self.assertRaisesRegex(ValueError, message):
@@ -75,6 +81,19 @@ class EvalFlagsTest(tf.test.TestCase):
             model_dir=self.model_dir, epsilons=(0.03, 0.1), iterations=(2, 5), step_size=0.01,
             restarts=3, objective="margin", max_examples=64, seed=7,
             results_file="/tmp/x.json", split="train"))
+
+    def test_fab_attacks_and_the_plus_version_are_flags(self):
+        for attack in ("fab", "fab-t"):
+            config = eval_flags.eval_config_from_flags(parse_flags(
+                f"--model_dir={self.model_dir}", f"--attack={attack}", "--restarts=5"))
+            self.assertEqual((config.attack, config.restarts), (attack, 5))
+        config = eval_flags.eval_config_from_flags(parse_flags(
+            f"--model_dir={self.model_dir}", "--attack=autoattack", "--version=plus"))
+        self.assertEqual((config.attack, config.autoattack_version), ("autoattack", "plus"))
+        config = eval_flags.eval_config_from_flags(parse_flags(
+            f"--model_dir={self.model_dir}", "--attack=autoattack", "--version=custom",
+            "--autoattack_attacks=fab,square"))
+        self.assertEqual(config.autoattack_attacks, ("fab", "square"))
 
     def test_flag_defaults_equal_the_config_defaults(self):
         config = eval_flags.eval_config_from_flags(parse_flags(f"--model_dir={self.model_dir}"))

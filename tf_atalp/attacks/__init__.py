@@ -5,8 +5,9 @@
   `FGSM`, plus the simple entry points `pgd(...)`, `fgsm(...)`,
   `pgd_from_config(...)`, `pgd_with_trace(...)`.
 - `apgd.py`: `APGD` (Croce & Hein 2020): APGD-CE, APGD-DLR and APGD-T.
-- `fab.py`: `FABTargeted` (FAB-T, Croce & Hein 2020): minimal L-inf perturbations.
-- `autoattack.py`: `AutoAttack` (standard, rand, custom) and its gradient-masking flags.
+- `fab.py`: `FAB` and `FABTargeted` (FAB-T) (Croce & Hein 2020): minimal L-inf
+  perturbations.
+- `autoattack.py`: `AutoAttack` (standard, plus, rand, custom) and its gradient-masking flags.
 - `square.py`: `Square` (Andriushchenko et al. 2020): score-based, no gradients.
 - `composite.py`: `Restarts(attack, n)` and `WorstCase([attacks])`.
 - `model_fns.py`: what an attack is given: `inference_logits(model)`,
@@ -20,7 +21,7 @@ from tf_atalp.attacks.apgd import APGD, dlr_loss, targeted_dlr_loss
 from tf_atalp.attacks.autoattack import AutoAttack, AutoAttackResult, masking_flags
 from tf_atalp.attacks.base import Attack, AttackResult, ModelFn
 from tf_atalp.attacks.composite import Restarts, WorstCase, restart_seed
-from tf_atalp.attacks.fab import FABTargeted
+from tf_atalp.attacks.fab import FAB, FABTargeted
 from tf_atalp.attacks.model_fns import (
     BackwardPassDifferentiableApproximation, ExpectationOverTransformation, ModelLogits,
     expectation_over_transformation, inference_logits, objective_and_gradient,
@@ -34,10 +35,11 @@ from tf_atalp.attacks.square import Square
 
 __all__ = [
     "APGD", "Attack", "AttackResult", "AutoAttack", "AutoAttackResult",
-    "BackwardPassDifferentiableApproximation", "ExpectationOverTransformation", "FABTargeted",
-    "FGSM", "ModelFn", "ModelLogits", "OBJECTIVES", "PGD", "PGDConfig", "Restarts", "Square",
-    "WorstCase", "cross_entropy_objective", "dlr_loss", "expectation_over_transformation",
-    "fgsm", "get_objective", "inference_logits", "linf_project", "margin_objective",
-    "masking_flags", "objective_and_gradient", "pgd", "pgd_from_config", "pgd_with_trace",
-    "random_start", "restart_seed", "targeted_dlr_loss", "training_logits",
+    "BackwardPassDifferentiableApproximation", "ExpectationOverTransformation", "FAB",
+    "FABTargeted", "FGSM", "ModelFn", "ModelLogits", "OBJECTIVES", "PGD", "PGDConfig",
+    "Restarts", "Square", "WorstCase", "cross_entropy_objective", "dlr_loss",
+    "expectation_over_transformation", "fgsm", "get_objective", "inference_logits",
+    "linf_project", "margin_objective", "masking_flags", "objective_and_gradient", "pgd",
+    "pgd_from_config", "pgd_with_trace", "random_start", "restart_seed", "targeted_dlr_loss",
+    "training_logits",
 ]

@@ -151,13 +151,18 @@ def _apgd_loop(model_fn, clean, labels, targets, start, epsilon, iterations, is_
 _compiled = tf.function(_apgd_loop, reduce_retracing=True)
 
 
-def _random_start(clean: tf.Tensor, epsilon: float, seed) -> tf.Tensor:
-    """The reference code's start: x + epsilon * t / max|t|, t uniform in [-1, 1], clipped to [0, 1]."""
+def random_point_at_radius(clean: tf.Tensor, radius: float, seed) -> tf.Tensor:
+    """The reference code's random start: x + radius * t / max|t|, clipped to [0, 1].
+
+    t is uniform in [-1, 1] per pixel, so before clipping the point lies at
+    L-inf distance exactly `radius` (APGD: epsilon; FAB's restarts: epsilon / 2).
+    `seed`: None (a fresh draw) or an int64 [2] stateless seed.
+    """
     shape = tf.shape(clean)
     noise = (tf.random.uniform(shape, -1.0, 1.0) if seed is None
              else tf.random.stateless_uniform(shape, seed, -1.0, 1.0))
     scale = tf.reduce_max(tf.abs(noise), axis=tf.range(1, tf.rank(clean)), keepdims=True)
-    return tf.clip_by_value(clean + epsilon * noise / scale, 0.0, 1.0)
+    return tf.clip_by_value(clean + radius * noise / scale, 0.0, 1.0)
 
 
 @keras.saving.register_keras_serializable(package="tf_atalp")
@@ -207,7 +212,7 @@ class APGD:
         return tf.constant(is_checkpoint), tf.constant(window)
 
     def _run(self, model_fn, clean, labels, targets, seed, targeted_loss):
-        start = _random_start(clean, self.epsilon, seed) if self.random_start else clean
+        start = random_point_at_radius(clean, self.epsilon, seed) if self.random_start else clean
         is_checkpoint, window = self._schedule()
         return _compiled(model_fn, clean, labels, targets, start,
                          tf.constant(self.epsilon, tf.float32),

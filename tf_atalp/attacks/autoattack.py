@@ -6,11 +6,15 @@
 
 Versions (as the reference code, fra31/auto-attack):
 - "standard": APGD-CE (100 steps), APGD-T (targeted DLR, 9 targets x 100
-  steps), FAB-T (9 targets x 100 steps), Square (5000 queries); one
+  steps), FAB-T (9 targets x 100 steps), Square (5000 queries, p halved at fixed
+  query counts: the reference's resc_schedule=False); one
   restart each.
+- "plus": APGD-CE and APGD-DLR (5 restarts each), untargeted FAB (5
+  restarts), Square (5000 queries, 1 restart), APGD-T and FAB-T (9 targets,
+  1 restart each), in that order.
 - "rand" (randomized defenses): APGD-CE and APGD-DLR, each gradient and
   prediction the mean over 20 draws (EoT).
-- "custom": the attacks named in `attacks`, in that order.
+- "custom": the attacks named in `attacks`, in that order, one restart each.
 Every later attack runs only on the points the earlier ones left robust, so
 robust accuracy after each attack is non-increasing and the total is the
 worst case per example over all of them.
@@ -28,38 +32,53 @@ import tensorflow as tf
 
 from tf_atalp.attacks.apgd import APGD
 from tf_atalp.attacks.base import check_images, correct_predictions
-from tf_atalp.attacks.fab import FABTargeted
+from tf_atalp.attacks.composite import Restarts
+from tf_atalp.attacks.fab import FAB, FABTargeted
 from tf_atalp.attacks.model_fns import ExpectationOverTransformation
 from tf_atalp.attacks.square import Square
 
-VERSIONS = ("standard", "rand", "custom")
-COMPONENTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square")
+VERSIONS = ("standard", "plus", "rand", "custom")
+COMPONENTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 GRADIENT_FREE = ("square",)
 RAND_EOT_SAMPLES = 20
+TARGET_CLASSES = 9  # APGD-T's and FAB-T's targets in every version
+# The reference's "plus" version restarts these 5 times (the others once).
+PLUS_RESTARTS = {"apgd-ce": 5, "apgd-dlr": 5, "fab": 5}
 SATURATION = 1 - 1e-6  # a softmax probability this close to 1 counts as saturated
 FLAG_SHARE = 0.5  # a flag on zero gradients / saturation needs this share of examples
 
 
 def build_component(name: str, epsilon: float, iterations: int = 100,
-                    queries: int = 5000):
-    """The attack called `name` (one of COMPONENTS) at `epsilon`, with the reference defaults."""
-    if name == "apgd-ce":
-        return APGD(epsilon, iterations, loss="ce")
-    if name == "apgd-dlr":
-        return APGD(epsilon, iterations, loss="dlr")
-    if name == "apgd-t":
-        return APGD(epsilon, iterations, target_classes=9)
+                    queries: int = 5000, restarts: int = 1):
+    """The attack called `name` (one of COMPONENTS) at `epsilon`, with the reference defaults.
+
+    `restarts` > 1: FAB and FAB-T restart themselves (the first run from the
+    image, the others from random points); the others run inside `Restarts`.
+    """
+    if name == "fab":
+        return FAB(epsilon, iterations, restarts=restarts)
     if name == "fab-t":
-        return FABTargeted(epsilon, iterations, target_classes=9)
-    if name == "square":
-        return Square(epsilon, queries=queries)
-    raise ValueError(f"Unknown AutoAttack component {name!r}; choose from {COMPONENTS}.")
+        return FABTargeted(epsilon, iterations, target_classes=TARGET_CLASSES,
+                           restarts=restarts)
+    if name == "apgd-ce":
+        attack = APGD(epsilon, iterations, loss="ce")
+    elif name == "apgd-dlr":
+        attack = APGD(epsilon, iterations, loss="dlr")
+    elif name == "apgd-t":
+        attack = APGD(epsilon, iterations, target_classes=TARGET_CLASSES)
+    elif name == "square":
+        attack = Square(epsilon, queries=queries, rescale_schedule=False)
+    else:
+        raise ValueError(f"Unknown AutoAttack component {name!r}; choose from {COMPONENTS}.")
+    return attack if restarts == 1 else Restarts(attack, restarts)
 
 
 def version_components(version: str, attacks: Sequence[str] = ()) -> tuple[str, ...]:
     """The attack names a version runs, in order."""
     if version == "standard":
         return ("apgd-ce", "apgd-t", "fab-t", "square")
+    if version == "plus":
+        return ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
     if version == "rand":
         return ("apgd-ce", "apgd-dlr")
     if version == "custom":
@@ -68,6 +87,11 @@ def version_components(version: str, attacks: Sequence[str] = ()) -> tuple[str, 
                              f"version='custom'. Received: {list(attacks)}")
         return tuple(attacks)
     raise ValueError(f"`version` must be one of {VERSIONS}. Received: version={version!r}")
+
+
+def component_restarts(version: str, name: str) -> int:
+    """How many restarts `version` gives the attack `name` (the reference's settings)."""
+    return PLUS_RESTARTS.get(name, 1) if version == "plus" else 1
 
 
 @dataclasses.dataclass
@@ -110,12 +134,15 @@ class AutoAttack:
         self.model_fn = (ExpectationOverTransformation(model_fn, eot_samples)
                          if version == "rand" else model_fn)
         self.eot_samples = eot_samples if version == "rand" else 1
-        self.attacks = {name: build_component(name, epsilon, iterations, queries)
+        self.attacks = {name: build_component(name, epsilon, iterations, queries,
+                                              component_restarts(version, name))
                         for name in self.names}
 
     def describe(self) -> dict:
         return {"attack": "autoattack", "version": self.version, "norm": "linf",
                 "epsilon": self.epsilon, "eot_samples": self.eot_samples, "seed": self.seed,
+                "restarts": {name: component_restarts(self.version, name)
+                             for name in self.names},
                 "components": [a.describe() for a in self.attacks.values()]}
 
     def __call__(self, images, labels) -> AutoAttackResult:

@@ -1,11 +1,18 @@
-"""FAB-T (Croce & Hein 2020, "Minimally distorted adversarial examples with a fast adaptive
-boundary attack"), L-inf, targeted: the smallest perturbation it finds, counted within epsilon.
+"""FAB (Croce & Hein 2020, "Minimally distorted adversarial examples with a fast adaptive
+boundary attack"), L-inf, untargeted (`FAB`) and targeted (`FABTargeted`, FAB-T): the
+smallest perturbation it finds, counted within epsilon.
 
-At each step the decision boundary between the true class y and the target
-t is linearised at the current point x_k: {z : f + g . (z - x_k) = 0}, with
-f = z_y - z_t (positive while y still wins) and g its input gradient. The
-step goes towards the minimal L-inf projections of x_k and of the original
-image x_0 onto that hyperplane (inside the [0, 1] box), mixed so as to stay close to
+At each step a decision boundary between the true class y and another class
+c is linearised at the current point x_k: {z : f + g . (z - x_k) = 0}, with
+f = z_y - z_c (positive while y still beats c) and g its input gradient.
+FAB-T takes c = its target t. Untargeted FAB takes, at every step, the class
+whose linearised boundary is closest, c = argmin_{c != y} |f_c| / ||g_c||_1
+(the L-inf distance to that hyperplane, box ignored, as the reference code),
+which needs the input gradient of all K - 1 logit differences per step: one
+forward-backward pass per class, in a loop inside the compiled run that
+keeps only the closest so far (the memory of one gradient). The step goes
+towards the minimal L-inf projections of x_k and of the original image x_0
+onto that hyperplane (inside the [0, 1] box), mixed so as to stay close to
 x_0:
 
     x_{k+1} = clip((1 - a)(x_k + eta d_k) + a (x_0 + eta d_0), 0, 1),
@@ -15,9 +22,18 @@ and once x_{k+1} is adversarial it is kept if it is the closest so far and
 pulled back towards x_0 (x_0 + beta (x_{k+1} - x_0)). FAB-T runs this
 towards each of the `target_classes` most likely other classes; an example
 is broken when an adversarial point within epsilon was found. Defaults are
-AutoAttack's standard version (fra31/auto-attack): 100 iterations,
-alpha_max 0.1, eta 1.05, beta 0.9, 9 target classes, one restart without
-random start.
+AutoAttack's (fra31/auto-attack): 100 iterations, alpha_max 0.1, eta 1.05,
+beta 0.9; FAB-T 9 target classes and one restart (every version), FAB 5
+restarts (the "plus" version).
+
+Restarts: the first run (per target, for FAB-T) starts at the image, every
+later one at x_0 + (epsilon / 2) t / max|t|, t uniform in [-1, 1] per pixel,
+clipped to [0, 1], and runs only on the examples that no run has broken
+within epsilon yet. This is AutoAttack's FAB (fab_pt.py: `perturb` restarts
+on the points still robust, and `attack_single_run` starts at
+min(res, eps) / 2 with res, the distance found in that run, still 1e10:
+epsilon / 2). The original FAB code's min(best distance so far, epsilon) / 2
+is the same on those examples, whose best distance, if any, exceeds epsilon.
 
 The projection (`linf_projection`) is derived here: the largest change of
 g . z reachable with |d|_inf <= r inside the box is
@@ -32,13 +48,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_atalp.attacks.apgd import random_point_at_radius
 from tf_atalp.attacks.base import (
     AttackResult, check_images, checked_record_at, correct_predictions)
+from tf_atalp.attacks.composite import restart_seed
 from tf_atalp.attacks.model_fns import objective_and_gradient
+from tf_atalp.attacks.pgd import seed_tensor
 
 ALPHA_MAX = 0.1
 ETA = 1.05
 BETA = 0.9
+RESTART_RADIUS = 0.5  # restarts start at this fraction of epsilon from the image
+GRADIENT_FLOOR = 1e-12  # in |f| / ||g||_1, as the reference code
+SUCCESS_SLACK = 1 + 1e-6  # a distance this close above epsilon still counts
 
 
 def linf_projection(points: tf.Tensor, normals: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
@@ -78,25 +100,65 @@ def linf_projection(points: tf.Tensor, normals: tf.Tensor, offsets: tf.Tensor) -
     return tf.where(tf.equal(normals, 0.0), 0.0, step)
 
 
-def _difference_and_gradient(model_fn, images, labels, targets):
-    """(f [N] = z_y - z_t, df/dx [N, ...]) at `images` (EoT/BPDA model functions apply)."""
+def _difference_and_gradient(model_fn, images, labels, others):
+    """(f [N] = z_y - z_c, df/dx [N, ...]) at `images` for classes `others` [N] (EoT/BPDA apply)."""
     def difference(logits, y):
         logits = tf.cast(logits, tf.float32)
-        return tf.gather(logits, y, batch_dims=1) - tf.gather(logits, targets, batch_dims=1)
+        return tf.gather(logits, y, batch_dims=1) - tf.gather(logits, others, batch_dims=1)
     logits, gradient = objective_and_gradient(model_fn, difference, images, labels)
     return difference(logits, labels), gradient
 
 
+def _any_batch_size(*tensors) -> list:
+    """Loop shape invariants: each tensor's shape with the batch size left open.
+
+    (The static batch sizes of the arguments and of a model's output need not
+    agree inside a trace, so the loop variables may not keep theirs.)
+    """
+    return [(tensor, tf.TensorShape([None]).concatenate(tensor.shape[1:])) for tensor in tensors]
+
+
+def _closest_boundary(model_fn, images, labels, candidates):
+    """(f [N], df/dx [N, ...]) of the candidate class [N, C] whose linearised boundary is closest.
+
+    L-inf distance |f| / ||g||_1; one forward-backward pass per candidate
+    column, each kept only while it is the closest so far. With C = 1 (FAB-T)
+    it is that class's boundary.
+    """
+    batch = tf.shape(images)[0]
+    best_difference = tf.zeros([batch])
+    best_gradient = tf.zeros_like(images)
+    best_distance = tf.fill([batch], np.float32(np.inf))
+    for column in tf.range(tf.shape(candidates)[1]):
+        tf.autograph.experimental.set_loop_options(shape_invariants=_any_batch_size(
+            best_difference, best_gradient, best_distance))
+        difference, gradient = _difference_and_gradient(model_fn, images, labels,
+                                                         candidates[:, column])
+        norm = tf.reduce_sum(tf.abs(tf.reshape(gradient, [batch, -1])), axis=1)
+        distance = tf.abs(difference) / (norm + GRADIENT_FLOOR)
+        closer = distance < best_distance
+        best_difference = tf.where(closer, difference, best_difference)
+        best_gradient = tf.where(closer[:, None, None, None], gradient, best_gradient)
+        best_distance = tf.where(closer, distance, best_distance)
+    return best_difference, best_gradient
+
+
 @tf.function(reduce_retracing=True)
-def _fab_loop(model_fn, clean, labels, targets, iterations):
-    """One FAB-T run; returns (closest adversarial found [N, ...], its L-inf distance [N])."""
+def _fab_loop(model_fn, clean, start, labels, candidates, iterations):
+    """One FAB run from `start` towards the closest boundary with a class of `candidates` [N, C].
+
+    Returns (closest adversarial found [N, ...], its L-inf distance from `clean` [N], 1e10
+    where none was found).
+    """
     batch = tf.shape(clean)[0]
     flat = tf.reshape(clean, [batch, -1])
-    x = clean
+    x = start
     best = clean
     best_distance = 1e10 * tf.ones_like(flat[:, 0])
     for _ in tf.range(iterations):
-        difference, gradient = _difference_and_gradient(model_fn, x, labels, targets)
+        tf.autograph.experimental.set_loop_options(
+            shape_invariants=_any_batch_size(x, best, best_distance))
+        difference, gradient = _closest_boundary(model_fn, x, labels, candidates)
         normals = tf.reshape(gradient, [batch, -1])
         # The linearised boundary: f(x) + g . (z - x) = 0, i.e. g . z = g . x - f(x).
         offsets = tf.reduce_sum(normals * tf.reshape(x, [batch, -1]), axis=1) - difference
@@ -120,54 +182,65 @@ def _fab_loop(model_fn, clean, labels, targets, iterations):
     return best, best_distance
 
 
-@keras.saving.register_keras_serializable(package="tf_atalp")
-@dataclasses.dataclass(frozen=True)
-class FABTargeted:
-    """L-inf FAB-T: per target class (the 2nd, 3rd, ... most likely on the clean image).
+class _MinimalDistortionSearch:
+    """What FAB and FAB-T share: the checks, the runs on the points still robust, the result.
 
-    Attributes:
-      epsilon: the radius a found adversarial must lie within to count.
-      iterations: steps per target class (the reference: 100).
-      target_classes: how many targets (the reference: 9; at most K - 1).
+    A subclass is a frozen dataclass with `epsilon`, `iterations` and
+    `restarts`, and defines `name` and `_candidates`.
     """
 
-    epsilon: float
-    iterations: int = 100
-    target_classes: int = 9
+    name = ""
 
     def __post_init__(self):
         if not 0.0 < self.epsilon <= 1.0:
             raise ValueError(f"`epsilon` must be in (0, 1]. Received: epsilon={self.epsilon}")
-        if self.iterations < 1 or self.target_classes < 1:
-            raise ValueError("`iterations` and `target_classes` must be >= 1. Received: "
-                             f"{self.iterations}, {self.target_classes}")
+        counts = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+                  if field.name != "epsilon"}
+        if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
+               for v in counts.values()):
+            raise ValueError(f"`{'`, `'.join(counts)}` must be ints >= 1. Received: {counts}")
+
+    def _candidates(self, logits: tf.Tensor, labels: tf.Tensor) -> list[tf.Tensor]:
+        """One int32 [N, C] tensor per run: the classes whose boundaries that run may go to."""
+        raise NotImplementedError
 
     def attack(self, model_fn, images, labels, *, seed=None, record_at=None) -> AttackResult:
-        """Runs every target; the result holds, per example, the closest adversarial within
-        epsilon (else the image).
+        """Every run; the result holds, per example, the closest adversarial within epsilon
+        (else the image).
 
-        `record_at`: counts in [0, iterations]. FAB's iterates are not a
-        sequence of ever stronger attacks (it moves back towards the image
-        once adversarial), so iterate 0 is scored on the clean image and every
-        later count holds the final outcome.
+        Each run attacks only the correctly classified examples not yet broken
+        within epsilon. `record_at`: counts in [0, iterations]. FAB's iterates
+        are not a sequence of ever stronger attacks (it moves back towards the
+        image once adversarial), so iterate 0 is scored on the clean image and
+        every later count holds the final outcome.
         """
         clean = tf.cast(check_images(images), tf.float32)
         labels = tf.cast(labels, tf.int32)
         record_at = checked_record_at(record_at, self.iterations)
         logits = model_fn(clean)
         correct = correct_predictions(logits, labels)
-        ranked = tf.argsort(logits, axis=-1, direction="DESCENDING", stable=True)
-        runs = min(self.target_classes, int(logits.shape[-1]) - 1)
         best = clean
         best_distance = tf.fill([tf.shape(clean)[0]], np.float32(1e10))
-        for run in range(runs):
-            targets = tf.cast(ranked[:, run + 1], tf.int32)
-            found, distance = _fab_loop(model_fn, clean, labels, targets,
+        limit = self.epsilon * SUCCESS_SLACK
+        runs = [(candidates, restart) for candidates in self._candidates(logits, labels)
+                for restart in range(self.restarts)]
+        for run, (candidates, restart) in enumerate(runs):
+            alive = tf.where(tf.logical_and(correct, best_distance > limit))[:, 0]
+            if tf.executing_eagerly() and int(tf.size(alive)) == 0:
+                break  # (in a graph the remaining runs get empty batches)
+            run_clean = tf.gather(clean, alive)
+            start = run_clean if restart == 0 else random_point_at_radius(
+                run_clean, RESTART_RADIUS * self.epsilon, seed_tensor(restart_seed(seed, run)))
+            found, distance = _fab_loop(model_fn, run_clean, start, tf.gather(labels, alive),
+                                        tf.gather(candidates, alive),
                                         tf.constant(self.iterations, tf.int32))
-            closer = distance < best_distance
-            best = tf.where(closer[:, None, None, None], found, best)
-            best_distance = tf.where(closer, distance, best_distance)
-        broken = tf.logical_and(correct, best_distance <= self.epsilon * (1 + 1e-6))
+            previous = tf.gather(best_distance, alive)
+            kept = tf.where((distance < previous)[:, None, None, None], found,
+                            tf.gather(best, alive))
+            best = tf.tensor_scatter_nd_update(best, alive[:, None], kept)
+            best_distance = tf.tensor_scatter_nd_update(best_distance, alive[:, None],
+                                                        tf.minimum(distance, previous))
+        broken = tf.logical_and(correct, best_distance <= limit)
         adversarial = tf.where(tf.reshape(broken, [-1, 1, 1, 1]), best, clean)
         if record_at is None:
             return AttackResult(adversarial)
@@ -177,14 +250,71 @@ class FABTargeted:
         return AttackResult(adversarial, counts, correct_at)
 
     def describe(self) -> dict:
-        return {"attack": "fab-t", "norm": "linf", "epsilon": self.epsilon,
-                "iterations": self.iterations, "target_classes": self.target_classes,
+        return {"attack": self.name, "norm": "linf", "epsilon": self.epsilon,
+                "iterations": self.iterations, "restarts": self.restarts,
                 "alpha_max": ALPHA_MAX, "eta": ETA, "beta": BETA, "targeted": False,
-                "random_start": False}
+                "random_start": self.restarts > 1,
+                "restart_radius": RESTART_RADIUS * self.epsilon if self.restarts > 1 else None}
 
     def get_config(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_config(cls, config: dict) -> "FABTargeted":
+    def from_config(cls, config: dict):
         return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="tf_atalp")
+@dataclasses.dataclass(frozen=True)
+class FAB(_MinimalDistortionSearch):
+    """Untargeted L-inf FAB: each step towards the closest linearised boundary of any class.
+
+    Attributes:
+      epsilon: the radius a found adversarial must lie within to count; also
+        sets the restarts' random starts (epsilon / 2 from the image).
+      iterations: steps per run (the reference: 100); each takes K - 1
+        forward-backward passes (one per other class) and one forward pass.
+      restarts: runs; the first from the image, the others from random points
+        (the reference: 1, and 5 in AutoAttack's "plus" version).
+    """
+
+    epsilon: float
+    iterations: int = 100
+    restarts: int = 1
+
+    name = "fab"
+
+    def _candidates(self, logits, labels):
+        classes = int(logits.shape[-1])
+        # Every class but y, in class order (y's one-hot 1 sorts last).
+        others = tf.argsort(tf.one_hot(labels, classes), axis=-1, stable=True)[:, :-1]
+        return [tf.cast(others, tf.int32)]
+
+
+@keras.saving.register_keras_serializable(package="tf_atalp")
+@dataclasses.dataclass(frozen=True)
+class FABTargeted(_MinimalDistortionSearch):
+    """L-inf FAB-T: per target class (the 2nd, 3rd, ... most likely on the clean image).
+
+    Attributes:
+      epsilon: the radius a found adversarial must lie within to count.
+      iterations: steps per target class (the reference: 100).
+      target_classes: how many targets (the reference: 9; at most K - 1).
+      restarts: runs per target; the first from the image, the others from
+        random points epsilon / 2 away (the reference: 1).
+    """
+
+    epsilon: float
+    iterations: int = 100
+    target_classes: int = 9
+    restarts: int = 1
+
+    name = "fab-t"
+
+    def _candidates(self, logits, labels):
+        ranked = tf.argsort(logits, axis=-1, direction="DESCENDING", stable=True)
+        runs = min(self.target_classes, int(logits.shape[-1]) - 1)
+        return [tf.cast(ranked[:, run + 1:run + 2], tf.int32) for run in range(runs)]
+
+    def describe(self) -> dict:
+        return {**super().describe(), "target_classes": self.target_classes}

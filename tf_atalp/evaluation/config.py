@@ -9,6 +9,8 @@ data on disk is a separate step: `tf_atalp.evaluation.preparation`.
 import dataclasses
 import numbers
 
+from tf_atalp.attacks.autoattack import (
+    COMPONENTS as AUTOATTACK_COMPONENTS, VERSIONS as AUTOATTACK_VERSIONS)
 from tf_atalp.attacks.objectives import OBJECTIVES
 from tf_atalp.data.config import SOURCES
 from tf_atalp.data.datasets import SPLITS
@@ -21,10 +23,9 @@ PAPER_STEP_SIZE = 1 / 256
 # (anishathalye/obfuscated-gradients, randomization/robustml_attack.py: sample_size=30).
 DEFAULT_EOT_SAMPLES = 30
 DEFAULT_RANDOM_DRAWS = 3
-# The single attacks eval_main runs per epsilon (APGD: tf_atalp/attacks/apgd.py).
-ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "square", "autoattack")
-AUTOATTACK_VERSIONS = ("standard", "rand", "custom")
-APGD_TARGET_CLASSES = 9  # AutoAttack's standard version
+# The single attacks eval_main runs per epsilon (APGD: tf_atalp/attacks/apgd.py, FAB:
+# tf_atalp/attacks/fab.py), or AutoAttack.
+ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square", "autoattack")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,13 +50,20 @@ class EvalConfig:
         apply), or APGD (Croce & Hein 2020; its own adaptive step) with the
         cross-entropy ("apgd-ce"), DLR ("apgd-dlr") or targeted DLR towards
         the 9 most likely other classes ("apgd-t") loss; max(iterations)
-        steps per run (per target class for apgd-t); "square" (Square
-        Attack, gradient-free; max(iterations) queries); or "autoattack"
-        (`autoattack_version`; `iterations` then only names the iterate
-        counts of the other attacks).
-      autoattack_version: "standard" (APGD-CE, APGD-T, FAB-T, Square), "rand"
-        (APGD-CE and APGD-DLR with EoT) or "custom" (`autoattack_attacks`).
-      autoattack_attacks: the attacks of the custom version, in order.
+        steps per run (per target class for apgd-t); FAB (minimal L-inf
+        perturbation, counted within epsilon; its first run starts at the
+        image, its restarts at random points epsilon / 2 away): untargeted
+        "fab" (towards the closest boundary at each step) or "fab-t" (the 9
+        most likely other classes in turn), max(iterations) steps per run;
+        "square" (Square Attack, gradient-free; max(iterations) queries); or
+        "autoattack" (`autoattack_version`; `iterations` then only names the
+        iterate counts of the other attacks).
+      autoattack_version: "standard" (APGD-CE, APGD-T, FAB-T, Square), "plus"
+        (APGD-CE, APGD-DLR, FAB with 5 restarts each, Square, APGD-T, FAB-T),
+        "rand" (APGD-CE and APGD-DLR with EoT) or "custom"
+        (`autoattack_attacks`).
+      autoattack_attacks: the attacks of the custom version, in order (from
+        AUTOATTACK_COMPONENTS).
       autoattack_iterations: APGD and FAB steps in AutoAttack (reference: 100).
       square_queries: Square's queries in AutoAttack (reference: 5000).
       batch_size: examples per batch.
@@ -150,6 +158,9 @@ class EvalConfig:
         check(self.attack != "autoattack" or self.autoattack_version != "custom"
               or bool(self.autoattack_attacks),
               "`autoattack_attacks` must name the attacks of the custom version.")
+        check(all(name in AUTOATTACK_COMPONENTS for name in self.autoattack_attacks),
+              f"`autoattack_attacks` must be from {AUTOATTACK_COMPONENTS}. "
+              f"Received: autoattack_attacks={list(self.autoattack_attacks)}")
         check(self.attack == "pgd" or self.epsilons is None or min(self.epsilons) > 0,
               f"`epsilons` must be > 0 for {self.attack}. Received: {list(self.epsilons or [])}")
         check(self.attack == "pgd" or self.transfer_from is None,

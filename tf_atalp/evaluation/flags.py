@@ -6,7 +6,8 @@ from tf_atalp.attacks.objectives import OBJECTIVES
 from tf_atalp.data.config import SOURCES
 from tf_atalp.data.datasets import SPLITS
 from tf_atalp.evaluation.config import (
-    ATTACKS, AUTOATTACK_VERSIONS, PAPER_ITERATIONS, PAPER_STEP_SIZE, EvalConfig)
+    ATTACKS, AUTOATTACK_COMPONENTS, AUTOATTACK_VERSIONS, PAPER_ITERATIONS, PAPER_STEP_SIZE,
+    EvalConfig)
 from tf_atalp.model_dir import EVAL_RESULTS_FILE
 
 
@@ -34,22 +35,25 @@ def define_eval_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       "PGD step counts reported; one run of the largest.", **define)
     flags.DEFINE_float("step_size", PAPER_STEP_SIZE,
                        "PGD step, pixel units (the paper: 1/256).", **define)
-    flags.DEFINE_integer("restarts", 1, "Random restarts per example.", **define)
+    flags.DEFINE_integer("restarts", 1, "Random restarts per example (fab, fab-t: runs, the "
+                         "first from the image).", **define)
     flags.DEFINE_bool("random_start", True, "Start PGD at a random point of the ball.",
                       **define)
     flags.DEFINE_enum("objective", "cross_entropy", list(OBJECTIVES),
                       "What PGD maximises.", **define)
     flags.DEFINE_enum("attack", "pgd", list(ATTACKS),
                       "The attack per epsilon: pgd; APGD (adaptive step) with the "
-                      "cross-entropy, DLR or targeted-DLR (9 target classes) loss; or square "
-                      "(gradient-free, --iterations = queries); or autoattack (--version).",
-                      **define)
+                      "cross-entropy, DLR or targeted-DLR (9 target classes) loss; FAB "
+                      "(minimal perturbation counted within epsilon), untargeted (fab) or "
+                      "towards 9 target classes (fab-t); square (gradient-free, --iterations "
+                      "= queries); or autoattack (--version).", **define)
     flags.DEFINE_enum("version", "standard", list(AUTOATTACK_VERSIONS),
-                      "AutoAttack's version: standard (APGD-CE, APGD-T, FAB-T, Square), rand "
-                      "(APGD-CE, APGD-DLR with EoT; randomized models) or custom "
+                      "AutoAttack's version: standard (APGD-CE, APGD-T, FAB-T, Square), plus "
+                      "(APGD-CE, APGD-DLR, FAB with 5 restarts each, Square, APGD-T, FAB-T), "
+                      "rand (APGD-CE, APGD-DLR with EoT; randomized models) or custom "
                       "(--autoattack_attacks).", **define)
     flags.DEFINE_list("autoattack_attacks", [], "The custom version's attacks, in order "
-                      "(apgd-ce, apgd-dlr, apgd-t, fab-t, square).", **define)
+                      f"({', '.join(AUTOATTACK_COMPONENTS)}).", **define)
     flags.DEFINE_integer("autoattack_iterations", 100, "APGD and FAB steps in AutoAttack.",
                          **define)
     flags.DEFINE_integer("square_queries", 5000, "Square's queries in AutoAttack.", **define)

@@ -10,10 +10,11 @@ that `run_evaluation` uses as it is (nothing is read twice).
 import dataclasses
 import os
 
-from tf_atalp.attacks import APGD, PGD, Restarts, Square
+from tf_atalp.attacks import APGD, FAB, FABTargeted, PGD, Restarts, Square
+from tf_atalp.attacks.autoattack import TARGET_CLASSES
 from tf_atalp.data import DataConfig, validate_data_config
 from tf_atalp.evaluation.config import (
-    APGD_TARGET_CLASSES, DEFAULT_EOT_SAMPLES, DEFAULT_RANDOM_DRAWS, PAPER_EPSILONS, EvalConfig)
+    DEFAULT_EOT_SAMPLES, DEFAULT_RANDOM_DRAWS, PAPER_EPSILONS, EvalConfig)
 from tf_atalp.evaluation.loading import ModelSource, find_model
 from tf_atalp.evaluation.results import BLACK_BOX, GRAY_BOX, WHITE_BOX
 from tf_atalp.export import read_serving_info
@@ -88,13 +89,20 @@ class PreparedEvaluation:
     def attacks(self) -> list:
         """One untargeted attack per epsilon (with its restarts), each of max(iterations) steps."""
         config = self.config
+        if config.attack == "fab":  # FAB restarts itself (the first run from the image)
+            return [FAB(epsilon, iterations=max(config.iterations), restarts=config.restarts)
+                    for epsilon in self.epsilons]
+        if config.attack == "fab-t":
+            return [FABTargeted(epsilon, iterations=max(config.iterations),
+                                target_classes=TARGET_CLASSES, restarts=config.restarts)
+                    for epsilon in self.epsilons]
         if config.attack == "square":
             return [Restarts(Square(epsilon, queries=max(config.iterations)), config.restarts)
                     for epsilon in self.epsilons]
         if config.attack != "pgd":
             return [Restarts(APGD(epsilon, iterations=max(config.iterations),
                                   loss="dlr" if config.attack == "apgd-dlr" else "ce",
-                                  target_classes=APGD_TARGET_CLASSES
+                                  target_classes=TARGET_CLASSES
                                   if config.attack == "apgd-t" else 0,
                                   random_start=config.random_start), config.restarts)
                     for epsilon in self.epsilons]

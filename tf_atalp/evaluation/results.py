@@ -255,14 +255,25 @@ def _settings_key(point):
             bool((point.get("attack_settings") or {}).get("early_stop")))
 
 
-def _describe_settings(point) -> str:
-    start = "random start" if point["random_start"] else "start at the image"
-    crafted = "" if point["threat_model"] == WHITE_BOX else " (crafted on the source model)"
-    name = "PGD" if point["attack"] in ("pgd", "fgsm") else point["attack"].upper()
+def _method(point) -> str:
+    """How the attack moves: objective and step, or FAB's boundary steps."""
+    if point["attack"] in ("fab", "fab-t"):
+        towards = "the closest class's" if point["attack"] == "fab" else "each target's"
+        return (f"minimal perturbation counted within epsilon, steps onto {towards} "
+                "linearised boundary")
     step = (f"step size {point['step_size']:g}" if point["step_size"] is not None
             else "adaptive step size (2 x epsilon, halved where progress stalls)")
+    return f"{point['objective']} objective, {step}"
+
+
+def _describe_settings(point) -> str:
+    start = "random start" if point["random_start"] else "start at the image"
+    if point["attack"] in ("fab", "fab-t") and point["restarts"] > 1:
+        start = "first run from the image, the others from random points epsilon / 2 away"
+    crafted = "" if point["threat_model"] == WHITE_BOX else " (crafted on the source model)"
+    name = "PGD" if point["attack"] in ("pgd", "fgsm") else point["attack"].upper()
     return (f"{point['threat_model'].replace('_', '-')}{crafted} L-inf {name}, "
-            f"{point['objective']} objective, {step}, {start}, "
+            f"{_method(point)}, {start}, "
             f"{point['restarts']} restart(s), one run of {point['run_iterations']} steps"
             + ("; an example is no longer attacked once fooled (accuracy after k steps = "
                "worst-iterate)" if (point.get("attack_settings") or {}).get("early_stop")
@@ -346,9 +357,10 @@ def format_table(document: dict) -> str:
                   + (f", EoT {described['eot_samples']} draws" if described["eot_samples"] > 1
                      else "") + "): robust accuracy after each attack (each runs only on the "
                   "points still robust):"]
-        lines += [f"  {name:<10} {accuracy:.4f}  ({run['seconds'][name]:.1f} s, broke "
-                  f"{run['broken_by'].get(name, 0)})" for name, accuracy in
-                  run["robust_after"].items()]
+        # In the order they ran (the components' order: a JSON file sorts robust_after).
+        order = [component["attack"] for component in described["components"]]
+        lines += [f"  {name:<10} {run['robust_after'][name]:.4f}  ({run['seconds'][name]:.1f} "
+                  f"s, broke {run['broken_by'].get(name, 0)})" for name in order]
         for flag in run["flags"]:
             lines += [f"WARNING: gradient masking flag '{flag['name']}' ({flag['batches']} "
                       f"batch(es)): {flag['message']}"]
