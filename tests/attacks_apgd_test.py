@@ -97,6 +97,35 @@ class APGDTest(tf.test.TestCase):
         self.assertEqual(APGD(0.03, target_classes=9).describe()["attack"], "apgd-t")
         self.assertFalse(APGD(0.03, target_classes=9).describe()["targeted"])
 
+    def test_later_targets_attack_only_the_examples_not_yet_fooled(self):
+        model = conv_model(seed=1, num_classes=4)
+        images, labels = conv_data(model, n=32)
+        labels = np.minimum(labels, 3)
+        model_fn = inference_logits(model)
+        every = list(range(11))
+        first = APGD(0.03, 10, target_classes=1).attack(model_fn, images, labels, seed=0,
+                                                       record_at=every)
+        fooled = ~np.all(first.correct_at.numpy(), axis=0)  # at some iterate
+        self.assertTrue(fooled.any() and not fooled.all())  # both kinds present
+        counted = tf.Variable(0)
+
+        def counting(batch):  # counts the examples the model is run on
+            counted.assign_add(tf.shape(batch)[0])
+            return model_fn(batch)
+
+        APGD(0.03, 10, target_classes=1).attack(counting, images, labels, seed=0)
+        one_target = int(counted.numpy())
+        counted.assign(0)
+        both = APGD(0.03, 10, target_classes=2).attack(counting, images, labels, seed=0,
+                                                      record_at=every)
+        passes = (one_target - 32) // 32  # per example and run; 32 for the ranking pass
+        self.assertEqual((int(counted.numpy()) - one_target) // passes, int((~fooled).sum()))
+        # A fooled example keeps the first run's image and stays fooled.
+        self.assertAllEqual(both.adversarial_images.numpy()[fooled],
+                            first.adversarial_images.numpy()[fooled])
+        self.assertAllEqual(both.correct_at.numpy()[:, fooled],
+                            first.correct_at.numpy()[:, fooled])
+
     def test_bad_settings_are_refused(self):
         with self.assertRaisesRegex(ValueError, "loss"):
             APGD(0.1, loss="margin")

@@ -35,12 +35,15 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
         if os.path.exists(self.results_file):
             os.remove(self.results_file)
 
-    def test_evaluates_a_model_dir_and_writes_the_results(self):
-        run = run_eval_main(f"--model_dir={self.model_dir}", "--epsilons=0.03",
-                            "--iterations=2,5", "--max_examples=64")
+    def evaluate(self, *args):
+        """(the finished eval_main run on the tiny model_dir, its results document)."""
+        run = run_eval_main(f"--model_dir={self.model_dir}", *args)
         self.assertEqual(run.returncode, 0, run.stderr)
         with open(self.results_file) as f:
-            document = json.load(f)
+            return run, json.load(f)
+
+    def test_evaluates_a_model_dir_and_writes_the_results(self):
+        run, document = self.evaluate("--epsilons=0.03", "--iterations=2,5", "--max_examples=64")
         self.assertEqual(document["dataset"]["name"], "synthetic")
         self.assertEqual(document["dataset"]["split"], "test")
         self.assertEqual(document["dataset"]["num_examples"], 64)
@@ -73,11 +76,8 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(per_class["attacks"][0]["iterations"], 5)
 
     def test_apgd_runs_as_the_attack_and_is_named_in_the_results(self):
-        run = run_eval_main(f"--model_dir={self.model_dir}", "--epsilons=0.03",
-                            "--iterations=5,10", "--max_examples=16", "--attack=apgd-ce")
-        self.assertEqual(run.returncode, 0, run.stderr)
-        with open(self.results_file) as f:
-            document = json.load(f)
+        run, document = self.evaluate("--epsilons=0.03", "--iterations=5,10", "--max_examples=16",
+                                      "--attack=apgd-ce")
         self.assertEqual({p["attack"] for p in document["results"]}, {"apgd-ce"})
         self.assertEqual({p["step_size"] for p in document["results"]}, {None})
         self.assertEqual(document["robust_accuracy"][0]["attacks"][0]["loss"], "ce")
@@ -90,12 +90,9 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual((described["attack"], described["queries"]), ("square", 10))
 
     def test_autoattack_standard_reports_each_attack_and_its_flags(self):
-        run = run_eval_main(f"--model_dir={self.model_dir}", "--epsilons=0.03,0.1",
-                            "--max_examples=8", "--attack=autoattack", "--version=standard",
-                            "--autoattack_iterations=3", "--square_queries=5")
-        self.assertEqual(run.returncode, 0, run.stderr)
-        with open(self.results_file) as f:
-            document = json.load(f)
+        run, document = self.evaluate("--epsilons=0.03,0.1", "--max_examples=8",
+                                      "--attack=autoattack", "--version=standard",
+                                      "--autoattack_iterations=3", "--square_queries=5")
         runs = document["autoattack"]
         self.assertEqual([r["epsilon"] for r in runs], [0.03, 0.1])
         for entry, run_ in zip(document["robust_accuracy"], runs):
@@ -106,6 +103,34 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
                              ["apgd-ce", "apgd-t", "fab-t", "square"])
             self.assertIsInstance(run_["flags"], list)
         self.assertIn("AutoAttack (standard, epsilon 0.03)", run.stdout)
+
+    def test_autoattack_flags_a_transfer_attack_that_beats_it(self):
+        folder = temporary_folder(self)
+        protocol_file = os.path.join(folder, "protocol_results.json")
+        series = [{"target": "run", "threat_model": "gray_box", "epsilon": epsilon,
+                   "num_examples": 64, "robust_correct": correct, "source": "s",
+                   "setting": "paper"} for epsilon, correct in ((0.0001, 0), (0.03, 64))]
+        with open(protocol_file, "w") as f:
+            json.dump({"series": series,
+                       "models": [{"name": "run", "role": "target", "path": self.model_dir}]}, f)
+        run, document = self.evaluate("--epsilons=0.0001,0.03", "--max_examples=64",
+                                      "--attack=autoattack", "--version=custom",
+                                      "--autoattack_attacks=apgd-ce", "--autoattack_iterations=3",
+                                      f"--transfer_results={protocol_file}")
+        tiny, larger = document["autoattack"]
+        self.assertGreater(tiny["robust_correct"], 0)  # 0.0001 moves no prediction
+        self.assertIn("transfer_beats_white_box", [flag["name"] for flag in tiny["flags"]])
+        self.assertNotIn("transfer_beats_white_box", [flag["name"] for flag in larger["flags"]])
+        self.assertIn("WARNING: gradient masking flag 'transfer_beats_white_box'", run.stdout)
+
+    def test_transfer_results_are_checked_before_any_work(self):
+        missing = os.path.join(temporary_folder(self), "missing.json")
+        run = run_eval_main(f"--model_dir={self.model_dir}", "--attack=autoattack",
+                            f"--transfer_results={missing}")
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("--transfer_results: no file at", run.stderr)
+        run = run_eval_main(f"--model_dir={self.model_dir}", f"--transfer_results={missing}")
+        self.assertIn("use `attack=autoattack`", run.stderr)
 
     def test_fab_and_fab_t_run_as_the_attack_and_record_their_settings(self):
         for attack, name in (("fab-t", "FAB-T"), ("fab", "FAB")):
@@ -127,12 +152,9 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_autoattack_plus_runs_its_six_attacks_in_order(self):
         plus = ["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"]
-        run = run_eval_main(f"--model_dir={self.model_dir}", "--epsilons=0.03",
-                            "--max_examples=8", "--attack=autoattack", "--version=plus",
-                            "--autoattack_iterations=2", "--square_queries=5")
-        self.assertEqual(run.returncode, 0, run.stderr)
-        with open(self.results_file) as f:
-            document = json.load(f)
+        run, document = self.evaluate("--epsilons=0.03", "--max_examples=8", "--attack=autoattack",
+                                      "--version=plus", "--autoattack_iterations=2",
+                                      "--square_queries=5")
         (run_,) = document["autoattack"]
         self.assertCountEqual(run_["robust_after"], plus)  # the JSON sorts keys
         after = [run_["robust_after"][name] for name in plus]
@@ -146,11 +168,7 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
         self.assertIn("AutoAttack (plus, epsilon 0.03)", run.stdout)
 
     def test_max_examples_takes_a_class_balanced_subset(self):
-        run = run_eval_main(f"--model_dir={self.model_dir}", "--epsilons=0.03",
-                            "--iterations=1", "--max_examples=8")
-        self.assertEqual(run.returncode, 0, run.stderr)
-        with open(self.results_file) as f:
-            document = json.load(f)
+        run, document = self.evaluate("--epsilons=0.03", "--iterations=1", "--max_examples=8")
         self.assertEqual(document["dataset"]["num_examples"], 8)
         subset = document["dataset"]["subset"]
         self.assertEqual(subset["per_class"], {f"class_{k}": 2 for k in range(4)})
@@ -160,11 +178,7 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
     def test_defaults_add_the_training_epsilon_and_mark_weak_cells(self):
         # Default epsilons: the paper's 0.25 and 0.5 and the training epsilon 8/255. With
         # step 1/256, 10 steps reach 10/256 >= 8/255 but not 0.25 or 0.5.
-        run = run_eval_main(f"--model_dir={self.model_dir}", "--iterations=10",
-                            "--max_examples=4")
-        self.assertEqual(run.returncode, 0, run.stderr)
-        with open(self.results_file) as f:
-            document = json.load(f)
+        run, document = self.evaluate("--iterations=10", "--max_examples=4")
         reach = {point["epsilon"]: point["can_reach_boundary"] for point in document["results"]}
         self.assertEqual(reach, {8 / 255: True, 0.25: False, 0.5: False})
         self.assertIn("(epsilon 0.25, 10 steps), (epsilon 0.5, 10 steps)", run.stderr)

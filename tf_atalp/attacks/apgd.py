@@ -223,9 +223,10 @@ class APGD:
                record_at: Sequence[int] | None = None) -> AttackResult:
         """Runs APGD (or each APGD-T target in turn); see `tf_atalp.attacks.base.Attack`.
 
-        For APGD-T, iterate k of the result is correct only if iterate k of
-        every target's run is, and the adversarial image is the first run's
-        that fooled the model (else the last run's best).
+        For APGD-T, each target runs only on the examples the earlier targets
+        did not fool; iterate k of the result is correct only if iterate k of
+        every run on it is, and the adversarial image is the first run's that
+        fooled the model (else the last run's best).
         """
         clean = tf.cast(check_images(images), tf.float32)
         labels = tf.cast(labels, tf.int32)
@@ -242,14 +243,24 @@ class APGD:
             for run in range(runs):
                 targets = tf.cast(ranked[:, run + 1], tf.int32)
                 run_seed = None if seed is None else seed + tf.constant([0, run + 1], tf.int64)
-                images_run, correct_run = self._run(model_fn, clean, labels, targets, run_seed,
-                                                    True)
                 if adversarial is None:
-                    adversarial, correct_at = images_run, correct_run
-                else:
-                    keep = tf.reduce_all(correct_at, axis=0)  # not fooled by earlier runs
-                    adversarial = tf.where(keep[:, None, None, None], images_run, adversarial)
-                    correct_at = tf.logical_and(correct_at, correct_run)
+                    adversarial, correct_at = self._run(model_fn, clean, labels, targets,
+                                                        run_seed, True)
+                    continue
+                # Later targets attack only the examples no earlier run fooled (as the
+                # reference code): a fooled example keeps its image and its record.
+                alive = tf.where(tf.reduce_all(correct_at, axis=0))[:, 0]
+                if tf.executing_eagerly() and int(tf.size(alive)) == 0:
+                    break
+                images_run, correct_run = self._run(
+                    model_fn, tf.gather(clean, alive), tf.gather(labels, alive),
+                    tf.gather(targets, alive), run_seed, True)
+                adversarial = tf.tensor_scatter_nd_update(adversarial, alive[:, None],
+                                                          images_run)
+                rows = tf.transpose(correct_at)
+                correct_at = tf.transpose(tf.tensor_scatter_nd_update(
+                    rows, alive[:, None], tf.logical_and(tf.gather(rows, alive),
+                                                         tf.transpose(correct_run))))
         if record_at is None:
             return AttackResult(adversarial)
         record = tf.constant(record_at, tf.int32)

@@ -66,6 +66,10 @@ class EvalConfig:
         AUTOATTACK_COMPONENTS).
       autoattack_iterations: APGD and FAB steps in AutoAttack (reference: 100).
       square_queries: Square's queries in AutoAttack (reference: 5000).
+      transfer_results: a protocol_results.json of `--protocol=paper` in which
+        this model is a target: AutoAttack raises the flag
+        "transfer_beats_white_box" at an epsilon where one of its transfer
+        series leaves fewer of the same examples robust.
       batch_size: examples per batch.
       max_examples: evaluate only N examples of the split: a class-balanced
         subset (classes take turns, each giving its next example in split
@@ -118,6 +122,7 @@ class EvalConfig:
     eot_samples: int | None = None
     random_draws: int | None = None
     transfer_from: str | None = None
+    transfer_results: str | None = None
     results_file: str | None = None
 
     def __post_init__(self):
@@ -169,6 +174,9 @@ class EvalConfig:
         check(self.transfer_from is None or self.restarts == 1,
               "`restarts` must be 1 with `transfer_from` (a transfer attack is one run per "
               f"batch). Received: restarts={self.restarts}")
+        check(self.transfer_results is None or self.attack == "autoattack",
+              "`transfer_results` compares transfer numbers with AutoAttack: use "
+              f"`attack=autoattack`. Received: attack={self.attack!r}")
         for name in ("eot_samples", "random_draws"):
             value = getattr(self, name)
             check(value is None or value >= 1, f"`{name}` must be >= 1. Received: {name}={value}")

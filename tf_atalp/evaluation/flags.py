@@ -57,6 +57,11 @@ def define_eval_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_integer("autoattack_iterations", 100, "APGD and FAB steps in AutoAttack.",
                          **define)
     flags.DEFINE_integer("square_queries", 5000, "Square's queries in AutoAttack.", **define)
+    flags.DEFINE_string("transfer_results", None,
+                        "With --attack=autoattack: the protocol_results.json of a "
+                        "--protocol=paper run in which this model is a target; flags every "
+                        "epsilon where a transfer attack there beats white-box AutoAttack.",
+                        **define)
     flags.DEFINE_integer("batch_size", 64, "Examples per batch.", **define)
     flags.DEFINE_integer("max_examples", None,
                          "Evaluate N examples of the split: a class-balanced subset (classes "
@@ -114,5 +119,5 @@ def eval_config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> EvalC
         batch_size=f.batch_size, max_examples=f.max_examples, seed=f.seed,
         drop_broken=f.drop_broken,
         jit_compile=f.jit_compile, eot_samples=f.eot_samples, random_draws=f.random_draws,
-        transfer_from=f.transfer_from,
+        transfer_from=f.transfer_from, transfer_results=f.transfer_results,
         results_file=f.results_file)

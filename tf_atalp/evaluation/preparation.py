@@ -17,6 +17,7 @@ from tf_atalp.evaluation.config import (
     DEFAULT_EOT_SAMPLES, DEFAULT_RANDOM_DRAWS, PAPER_EPSILONS, EvalConfig)
 from tf_atalp.evaluation.loading import ModelSource, find_model
 from tf_atalp.evaluation.results import BLACK_BOX, GRAY_BOX, WHITE_BOX
+from tf_atalp.evaluation.transfer_flags import read_protocol_results
 from tf_atalp.export import read_serving_info
 from tf_atalp.model_dir import EVAL_RESULTS_FILE
 from tf_atalp.models import MIN_IMAGE_SIZE
@@ -72,6 +73,8 @@ class PreparedEvaluation:
       threat_model: WHITE_BOX, or GRAY_BOX / BLACK_BOX with `transfer_source`.
       transfer_source: where the model the images are crafted on is, or None.
       transfer_run_config: its training RunConfig, or None.
+      transfer_protocol: the protocol results of `config.transfer_results`
+        (read and checked here), or None.
     """
 
     config: EvalConfig
@@ -85,6 +88,7 @@ class PreparedEvaluation:
     threat_model: str = WHITE_BOX
     transfer_source: ModelSource | None = None
     transfer_run_config: RunConfig | None = None
+    transfer_protocol: dict | None = None
 
     def attacks(self) -> list:
         """One untargeted attack per epsilon (with its restarts), each of max(iterations) steps."""
@@ -174,7 +178,9 @@ def prepare_evaluation(config: EvalConfig) -> PreparedEvaluation:
         eot_samples=config.eot_samples or (DEFAULT_EOT_SAMPLES if randomized else 1),
         random_draws=config.random_draws or (DEFAULT_RANDOM_DRAWS if randomized else 1),
         threat_model=threat_model, transfer_source=transfer_source,
-        transfer_run_config=transfer_run_config)
+        transfer_run_config=transfer_run_config,
+        transfer_protocol=(None if config.transfer_results is None
+                           else read_protocol_results(config.transfer_results)))
     if run_config is not None:
         image_size, num_classes = run_config.data.image_size, run_config.model.num_classes
     else:  # Known only once the model is loaded; the rest can be checked now.

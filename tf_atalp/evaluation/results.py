@@ -362,8 +362,9 @@ def format_table(document: dict) -> str:
         lines += [f"  {name:<10} {run['robust_after'][name]:.4f}  ({run['seconds'][name]:.1f} "
                   f"s, broke {run['broken_by'].get(name, 0)})" for name in order]
         for flag in run["flags"]:
-            lines += [f"WARNING: gradient masking flag '{flag['name']}' ({flag['batches']} "
-                      f"batch(es)): {flag['message']}"]
+            where = "" if flag["batches"] is None else f" ({flag['batches']} batch(es))"
+            lines += [f"WARNING: gradient masking flag '{flag['name']}'{where}: "
+                      f"{flag['message']}"]
     if any(not p.get("can_reach_boundary", True) for p in document["results"]):
         lines += ["* step_size x k < epsilon: k steps cannot reach the epsilon boundary from "
                   "the clean image, so this cell measures a weaker attack than its epsilon."]

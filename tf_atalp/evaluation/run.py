@@ -17,6 +17,7 @@ from tf_atalp.evaluation.results import (
 from tf_atalp.evaluation.robustness import evaluate_robustness
 from tf_atalp.evaluation.sanity import sanity_checks
 from tf_atalp.evaluation.transfer import SOURCE, evaluate_transfer
+from tf_atalp.evaluation.transfer_flags import transfer_flags
 from tf_atalp.evaluation.subset import (
     balanced_subset, describe_subset, select_examples, split_labels)
 from tf_atalp.model_card import update_model_card
@@ -161,6 +162,10 @@ def run_evaluation(prepared: PreparedEvaluation, command: Sequence[str] | None =
         class_names=info.class_names, seconds=time.time() - started, randomized=randomized,
         threat_model=prepared.threat_model, source_model=source_model)
     if config.attack == "autoattack":
+        if prepared.transfer_protocol is not None:
+            for note in transfer_flags(evaluation["autoattack"], prepared.transfer_protocol,
+                                       prepared.source.path, evaluation["num_examples"]):
+                report(f"Note: {note}.")
         document["autoattack"] = evaluation["autoattack"]
         for entry, run in zip(document["robust_accuracy"], evaluation["autoattack"]):
             entry["attacks"] = run["described"]["components"]
