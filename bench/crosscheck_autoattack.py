@@ -40,6 +40,8 @@ from tf_atalp.data.config import DataConfig
 from tf_atalp.data.datasets import make_dataset
 from tf_atalp.training import AdversarialTrainer
 
+ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square", "autoattack-standard")
+
 flags.DEFINE_string("data_dir", common.shared_data("flowers17"), "The 17 Flowers folder.")
 flags.DEFINE_list("epsilons", ["4/255", "8/255"], "L-inf radii (fractions allowed).")
 flags.DEFINE_integer("train_per_class", 48, "Training images per class (the first ones); "
@@ -48,12 +50,13 @@ flags.DEFINE_integer("epochs", 40, "Adversarial training epochs of the network."
 flags.DEFINE_integer("iterations", 100, "Steps of APGD, APGD-T and FAB-T (reference: 100).")
 flags.DEFINE_integer("queries", 5000, "Square's queries (reference: 5000).")
 flags.DEFINE_integer("max_examples", 0, "Attack only the first N held-out images (0: all).")
+flags.DEFINE_list("attacks", list(ATTACKS),
+                  "The attacks to compare (a subset reruns part of the table).")
 flags.DEFINE_string("results_name", "autoattack_crosscheck", "bench/results/<name>.json.")
 FLAGS = flags.FLAGS
 
 TRAIN_EPSILON = 8 / 255
 GOAL_POINTS = 1.5
-ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square", "autoattack-standard")
 
 
 def parse_fraction(text: str) -> float:
@@ -167,6 +170,9 @@ def main(argv):
     import torchattacks
     torch.manual_seed(0)
     epsilons = [parse_fraction(text) for text in FLAGS.epsilons]
+    unknown = sorted(set(FLAGS.attacks) - set(ATTACKS))
+    if unknown:
+        raise app.UsageError(f"--attacks: unknown {unknown}; choose from {list(ATTACKS)}")
     train_x, train_y, test_x, test_y = load_flowers(FLAGS.data_dir, FLAGS.train_per_class)
     if FLAGS.max_examples:
         test_x, test_y = test_x[:FLAGS.max_examples], test_y[:FLAGS.max_examples]
@@ -198,11 +204,12 @@ def main(argv):
         "torch": torch.__version__, "torchattacks": torchattacks.__version__, "rows": []}
     command = "python bench/crosscheck_autoattack.py " + " ".join(
         f"--{name}={FLAGS[name].value}" for name in ("epochs", "iterations", "queries",
-                                                     "max_examples"))
+                                                     "max_examples")) + (
+        "" if tuple(FLAGS.attacks) == ATTACKS else f" --attacks={','.join(FLAGS.attacks)}")
     print(f"clean accuracy {results['clean_accuracy']:.2f}%; robust accuracy (%), "
           "ours vs torchattacks:")
     for epsilon in epsilons:
-        for name in ATTACKS:
+        for name in FLAGS.attacks:
             our_robust, our_seconds = timed(ours, name, model_fn, epsilon, test_x, test_y)
             their_robust, their_seconds = timed(theirs, name, twin, epsilon, test_x, test_y)
             row = {"attack": name, "epsilon": epsilon, "ours": entry(our_robust, our_seconds),
@@ -212,6 +219,8 @@ def main(argv):
                                              - row["torchattacks"]["robust_accuracy"], 2)
             row["within_goal"] = abs(row["difference_points"]) <= GOAL_POINTS
             add_row(results, row, command)
+        if "autoattack-standard" not in FLAGS.attacks:
+            continue
         shipped, seconds = timed(theirs, "torchattacks-autoattack-as-shipped", twin, epsilon,
                                  test_x, test_y)
         add_row(results, {"attack": "torchattacks AutoAttack as shipped (10 steps)",

@@ -1,0 +1,102 @@
+"""Why `jit_compile=True` is slow on the CPU: the PGD loop under XLA, looked at from inside.
+
+Run as a script in a fresh process (XLA_FLAGS must be set before TensorFlow
+starts): it compiles the same PGD twice with XLA, once as tf_atalp runs it
+(`for i in tf.range(iterations)`: an XLA while loop of dynamic trip count)
+and once unrolled (a Python loop over a known count), dumps the optimised
+XLA modules, counts the convolutions that XLA:CPU emitted as naive
+"elemental" loops instead of calls to its Eigen convolution runtime, and
+times both. Prints one JSON line.
+
+    python bench/xla_probe.py --image_size=32 --iterations=3
+"""
+
+import argparse
+import glob
+import json
+import os
+import sys
+import tempfile
+import time
+
+
+def unrolled_pgd(model_fn, images, labels, epsilon, step_size, iterations):
+    """PGD from the image with a Python loop: XLA sees `iterations` copies of the body."""
+    import tensorflow as tf
+
+    adversarial = images
+    for _ in range(iterations):
+        with tf.GradientTape() as tape:
+            tape.watch(adversarial)
+            logits = model_fn(adversarial)
+            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+        step = adversarial + step_size * tf.sign(tape.gradient(loss, adversarial))
+        adversarial = tf.clip_by_value(
+            tf.clip_by_value(step, images - epsilon, images + epsilon), 0.0, 1.0)
+    return adversarial
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--image_size", type=int, default=32)
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args(argv)
+    dump = tempfile.mkdtemp(prefix="xla_dump_")
+    os.environ["XLA_FLAGS"] = f"--xla_dump_to={dump}"
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import keras
+    import tensorflow as tf
+
+    from tf_atalp.attacks import PGD, inference_logits
+    from tf_atalp.models import build_resnet
+
+    keras.utils.set_random_seed(0)
+    net = build_resnet(10, 10, args.image_size, args.width)
+    logits_model = keras.Model(net.input, net.output["logits"])
+    model_fn = inference_logits(logits_model)
+    images = tf.random.uniform([args.batch_size, args.image_size, args.image_size, 3])
+    labels = tf.zeros([args.batch_size], tf.int32)
+    k = args.iterations
+    while_loop = {jit: PGD(0.03, 0.01, k, random_start=False, jit_compile=jit)
+                  for jit in (False, True)}
+    unrolled = {jit: tf.function(lambda x, y: unrolled_pgd(model_fn, x, y, 0.03, 0.01, k),
+                                 jit_compile=jit) for jit in (False, True)}
+    calls = {f"tf_atalp PGD (tf.range loop), jit_compile={jit}":
+             (lambda a=attack: a.attack(model_fn, images, labels).adversarial_images)
+             for jit, attack in while_loop.items()}
+    calls.update({f"unrolled PGD, jit_compile={jit}": (lambda f=f: f(images, labels))
+                  for jit, f in unrolled.items()})
+    seconds = {}
+    for name, call in calls.items():
+        call().numpy()  # compile
+        started = time.perf_counter()
+        for _ in range(args.reps):
+            call().numpy()
+        seconds[name] = (time.perf_counter() - started) / args.reps
+    modules_before = len(glob.glob(os.path.join(dump, "*after_optimizations.txt")))
+    for call in calls.values():  # a second round: any new module would be a recompilation
+        call().numpy()
+    modules_after = len(glob.glob(os.path.join(dump, "*after_optimizations.txt")))
+    files = os.listdir(dump)
+
+    def elemental_convolutions(function_name):
+        return sum(1 for f in files if function_name in f and "elemental_kernel" in f
+                   and "Conv" in f and f.endswith("ir-with-opt.ll"))
+
+    print(json.dumps({
+        "seconds_per_attack": seconds,
+        "elemental_convolution_kernels": {
+            "tf_atalp PGD (tf.range loop)": elemental_convolutions("_pgd_loop"),
+            "unrolled PGD": elemental_convolutions("lambda"),
+        },
+        "xla_modules_compiled": {"after_warm_up": modules_before,
+                                 "after_another_round": modules_after},
+        "settings": vars(args),
+    }))
+
+
+if __name__ == "__main__":
+    main()
