@@ -65,24 +65,20 @@ def run(settings) -> list[dict]:
         settings=dict(common, batch_size=b, image_size=s), machine_info=machine,
         peak_ratio=round(results[("at_alp", b, s)]["peak_rss_mib"]
                          / results[("pat", b, s)]["peak_rss_mib"], 4))]
-    for batch in batches:
-        if batch != b:
-            entries.append(entry(
-                NAME, f"at_alp step memory, batch {batch} vs {b} ({s} px)",
-                side(f"batch {batch}", results[("at_alp", batch, s)]["step_mib"], "MiB",
-                     peak_rss_mib=results[("at_alp", batch, s)]["peak_rss_mib"]),
-                side(f"batch {b}", results[("at_alp", b, s)]["step_mib"], "MiB",
-                     peak_rss_mib=results[("at_alp", b, s)]["peak_rss_mib"]),
-                settings=dict(common, image_size=s), machine_info=machine,
-                notes=f"batch ratio {batch / b:g}"))
-    for size in sizes:
-        if size != s:
-            entries.append(entry(
-                NAME, f"at_alp step memory, {size} px vs {s} px (batch {b})",
-                side(f"{size} px", results[("at_alp", b, size)]["step_mib"], "MiB",
-                     peak_rss_mib=results[("at_alp", b, size)]["peak_rss_mib"]),
-                side(f"{s} px", results[("at_alp", b, s)]["step_mib"], "MiB",
-                     peak_rss_mib=results[("at_alp", b, s)]["peak_rss_mib"]),
-                settings=dict(common, batch_size=b), machine_info=machine,
-                notes=f"pixel ratio {(size / s) ** 2:g}"))
+
+    def growth(config, comparison, label, base_label, settings_, notes):
+        """An entry: the at_alp step memory at `config` against the base (batch b, s px)."""
+        return entry(NAME, f"at_alp step memory, {comparison}",
+                     side(label, results[config]["step_mib"], "MiB",
+                          peak_rss_mib=results[config]["peak_rss_mib"]),
+                     side(base_label, results[("at_alp", b, s)]["step_mib"], "MiB",
+                          peak_rss_mib=results[("at_alp", b, s)]["peak_rss_mib"]),
+                     settings=settings_, machine_info=machine, notes=notes)
+
+    entries += [growth(("at_alp", batch, s), f"batch {batch} vs {b} ({s} px)", f"batch {batch}",
+                       f"batch {b}", dict(common, image_size=s), f"batch ratio {batch / b:g}")
+                for batch in batches if batch != b]
+    entries += [growth(("at_alp", b, size), f"{size} px vs {s} px (batch {b})", f"{size} px",
+                       f"{s} px", dict(common, batch_size=b), f"pixel ratio {(size / s) ** 2:g}")
+                for size in sizes if size != s]
     return entries
