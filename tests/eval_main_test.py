@@ -102,6 +102,12 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
             self.assertEqual([a["attack"] for a in entry["attacks"]],
                              ["apgd-ce", "apgd-t", "fab-t", "square"])
             self.assertIsInstance(run_["flags"], list)
+            robust = entry["robust_examples"]  # one '0'/'1' per image, for paired tests
+            self.assertLen(robust, 8)
+            self.assertEqual(robust.count("1"), entry["robust_correct"])
+            self.assertEqual(run_["robust_examples"], robust)
+        self.assertLen(document["clean_examples"], 8)
+        self.assertEqual(document["clean_examples"].count("1"), document["clean_correct"])
         self.assertIn("AutoAttack (standard, epsilon 0.03)", run.stdout)
 
     def test_autoattack_flags_a_transfer_attack_that_beats_it(self):

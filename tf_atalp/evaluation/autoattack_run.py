@@ -14,6 +14,7 @@ import tensorflow as tf
 from tf_atalp.attacks.autoattack import AutoAttack
 from tf_atalp.attacks.model_fns import inference_logits
 from tf_atalp.data.datasets import first_examples
+from tf_atalp.evaluation.per_example import encode_outcomes
 from tf_atalp.evaluation.robustness import per_class_counts
 from tf_atalp.seeds import derive_seed
 
@@ -31,7 +32,10 @@ def evaluate_autoattack(model: Callable, dataset, epsilons: Sequence[float], *,
        "autoattack": [{"epsilon", "described", "robust_correct", "robust_accuracy",
                        "robust_after": {attack: accuracy}, "broken_by": {attack: count},
                        "seconds": {attack: s}, "flags": [{"name", "message", "batches"}]}],
-       "worst_case": [{"epsilon", "attacks": [], "robust_correct", "robust_accuracy"}]}
+       "worst_case": [{"epsilon", "attacks": [], "robust_correct", "robust_accuracy",
+                       "robust_examples"}],
+       "clean_examples"}
+      (*_examples: one '0'/'1' character per example, `per_example.decode_outcomes`.)
     """
     model_fn = inference_logits(model)
     batches = list(first_examples(dataset, max_examples))
@@ -40,9 +44,10 @@ def evaluate_autoattack(model: Callable, dataset, epsilons: Sequence[float], *,
     total = sum(int(labels.shape[0]) for _, labels in batches)
     per_epsilon, clean_done = [], False
     clean_correct, class_total, class_clean = 0, None, None
+    clean_examples = []
     for epsilon in epsilons:
         robust_after, broken_by, seconds, flags = {}, {}, {}, {}
-        robust_total, described = 0, None
+        robust_total, described, robust_examples = 0, None, []
         for index, (images, labels) in enumerate(batches):
             attack = AutoAttack(model_fn, epsilon, version=version, attacks=attacks,
                                 iterations=iterations, queries=queries,
@@ -58,10 +63,12 @@ def evaluate_autoattack(model: Callable, dataset, epsilons: Sequence[float], *,
                     class_total = np.zeros(num_classes, np.int64)
                     class_clean = np.zeros(num_classes, np.int64)
                 clean_correct += int(result.clean_correct.sum())
+                clean_examples.append(np.asarray(result.clean_correct, bool))
                 class_total += np.bincount(label_values, minlength=num_classes)
                 class_clean += per_class_counts(label_values, result.clean_correct, num_classes)
             count = len(label_values)
             robust_total += int(result.robust.sum())
+            robust_examples.append(np.asarray(result.robust, bool))
             for name, accuracy in result.robust_after.items():
                 robust_after[name] = robust_after.get(name, 0) + round(accuracy * count)
                 seconds[name] = seconds.get(name, 0.0) + result.seconds[name]
@@ -77,6 +84,7 @@ def evaluate_autoattack(model: Callable, dataset, epsilons: Sequence[float], *,
         per_epsilon.append({
             "epsilon": epsilon, "described": described, "robust_correct": robust_total,
             "robust_accuracy": robust_total / total,
+            "robust_examples": encode_outcomes(np.concatenate(robust_examples)),
             "robust_after": {name: c / total for name, c in robust_after.items()},
             "broken_by": broken_by, "seconds": {k: round(v, 1) for k, v in seconds.items()},
             "flags": list(flags.values())})
@@ -88,5 +96,7 @@ def evaluate_autoattack(model: Callable, dataset, epsilons: Sequence[float], *,
         "attacks": [], "autoattack": per_epsilon,
         "worst_case": [{"epsilon": entry["epsilon"], "attacks": [],
                         "robust_correct": entry["robust_correct"],
-                        "robust_accuracy": entry["robust_accuracy"]} for entry in per_epsilon],
+                        "robust_accuracy": entry["robust_accuracy"],
+                        "robust_examples": entry["robust_examples"]} for entry in per_epsilon],
+        "clean_examples": encode_outcomes(np.concatenate(clean_examples)),
     }
