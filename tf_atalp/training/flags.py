@@ -116,14 +116,16 @@ def define_train_flags() -> None:
                          "(val_robust_accuracy in the logs; the training epsilon and step). "
                          "0: off.", lower_bound=0)
     flags.DEFINE_integer("robust_accuracy_examples", 256,
-                         "Test images the robust accuracy is measured on.", lower_bound=1)
+                         "Test images the robust accuracy is measured on: a class-balanced "
+                         "subset of the test split, chosen once.", lower_bound=1)
     flags.DEFINE_integer("robust_accuracy_iterations", 10,
                          "PGD steps of the robust-accuracy attack.", lower_bound=1)
     flags.DEFINE_integer("attention_maps_every", 1,
                          "Every N epochs, clean and adversarial attention maps of a few test "
                          "images to TensorBoard (logs/attention). 0: off.", lower_bound=0)
-    flags.DEFINE_integer("attention_map_images", 8, "Test images drawn by attention maps.",
-                         lower_bound=1)
+    flags.DEFINE_integer("attention_map_images", 8,
+                         "Test images drawn by attention maps: classes take turns, so N "
+                         "different classes where there are N or more.", lower_bound=1)
     # Optimisation.
     flags.DEFINE_integer("epochs", 10, "Training epochs.", lower_bound=1)
     flags.DEFINE_integer("batch_size", 64, "Global batch size.", lower_bound=1)
