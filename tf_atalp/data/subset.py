@@ -103,7 +103,7 @@ def balanced_examples(data, max_examples: int | None,
         images = np.asarray(all_images)[indices]
     if class_names is None:
         class_names = [str(label) for label in range(int(labels.max()) + 1)]
-    return (images.astype(np.float32), labels[indices],
+    return (images.astype(np.float32, copy=False), labels[indices],
             describe_subset(labels, indices, class_names))
 
 
