@@ -4,6 +4,7 @@ import csv
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -12,22 +13,11 @@ import tempfile
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 import tf_atalp.models  # noqa: F401  (registers the custom layers for load_model)
+from tests.image_folder_fixtures import write_image_folder
 from tf_atalp.data.synthetic import make_synthetic_arrays
-
-
-def write_image_folder(root, counts, size=32):
-    """Writes `counts[class]` random PNG images into `root/<class>/`."""
-    rng = np.random.default_rng(0)
-    for name, count in counts.items():
-        os.makedirs(os.path.join(root, name))
-        for index in range(count):
-            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-            tf.io.write_file(os.path.join(root, name, f"{index:03d}.png"),
-                             tf.io.encode_png(pixels))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_RUN = [
@@ -44,8 +34,8 @@ def command(*args):
     return [sys.executable, os.path.join(ROOT, "train_main.py"), *args]
 
 
-def run(*args, timeout=600):
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+def run(*args, timeout=600, log_level="2"):
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=log_level)
     return subprocess.run(command(*args), cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env=environment)
 
@@ -84,7 +74,7 @@ class TrainMainEndToEndTest(tf.test.TestCase):
         for name in ("run_config.json", "train.flags", "model.keras", "history.csv",
                      "train_results.json", "checkpoints/epoch_001.weights.h5",
                      "checkpoints/epoch_002.weights.h5", "saved_model/saved_model.pb",
-                     "class_names.json", "training_curves.png",
+                     "class_names.json", "training_curves.png", "robust_accuracy.json",
                      "saved_model/assets/class_names.txt"):
             self.assertTrue(os.path.exists(os.path.join(self.model_dir, name)), name)
         self.assertNotEmpty(os.listdir(os.path.join(self.model_dir, "logs")))
@@ -124,6 +114,9 @@ class TrainMainEndToEndTest(tf.test.TestCase):
         self.assertIn("Precision: float32 (--mixed_precision=float32 was asked for)", out)
         self.assertIn(f"Training finished: {self.model_dir}", out)
         self.assertRegex(out, r"time +[0-9.]+ s of training in all")
+        self.assertIn("robust   val_robust_accuracy: white-box attack pgd, epsilon 0.03, "
+                      "step_size 0.01, iterations 10; 64 of 64 images, class-balanced: "
+                      "4 classes, 16 each", out)
         self.assertNotIn("Training finished: {", self.result.stderr)  # no dict in a log line
 
     def test_keras_model_loads_after_a_plain_import_of_tf_atalp(self):
@@ -190,6 +183,39 @@ class TrainMainEndToEndTest(tf.test.TestCase):
         self.assertEqual(other.returncode, 0, other.stderr[-3000:])
         with open(os.path.join(model_dir, "run_config.json")) as f:
             self.assertEqual(json.load(f)["defense"]["beta"], 0.7)
+
+
+def attention_map_labels(model_dir):
+    """The labels of the AttentionMaps images, from its "predictions" text in TensorBoard."""
+    for path in glob.glob(os.path.join(model_dir, "logs", "attention", "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == "predictions":
+                    text = value.tensor.string_val[0].decode()
+                    return [int(label) for label in re.findall(r"label (\d+)", text)]
+    return None
+
+
+class ClassSortedFolderTest(tf.test.TestCase):
+    """A test split listed class by class, larger than the callbacks' image counts."""
+
+    def test_robust_accuracy_and_attention_maps_see_every_class(self):
+        root = tempfile.mkdtemp()
+        write_image_folder(os.path.join(root, "train"), {name: 8 for name in "abc"})
+        write_image_folder(os.path.join(root, "test"), {name: 6 for name in "abc"})
+        model_dir = os.path.join(tempfile.mkdtemp(), "run")
+        result = run(*TINY_RUN, "--dataset=folder", f"--data_dir={root}", "--batch_size=8",
+                     "--epochs=1", "--robust_accuracy_examples=6", "--attention_map_images=3",
+                     "--noexport_saved_model", f"--model_dir={model_dir}",
+                     log_level="0")  # TensorFlow's warnings on, the cache warning among them
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        # The first 6 test images are all class a; the callback takes 2 of each.
+        with open(os.path.join(model_dir, "robust_accuracy.json")) as f:
+            record = json.load(f)
+        self.assertEqual(record["subset"]["per_class"], {"a": 2, "b": 2, "c": 2})
+        self.assertIn("6 of 18 images, class-balanced: 3 classes, 2 each", result.stdout)
+        self.assertEqual(attention_map_labels(model_dir), [0, 1, 2])
+        self.assertNotIn("did not fully read the dataset being cached", result.stderr)
 
 
 class ResumeTest(tf.test.TestCase):

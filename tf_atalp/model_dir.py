@@ -17,6 +17,8 @@ SAVED_MODEL_DIR = "saved_model"  # the serving SavedModel
 TRAIN_RESULTS_FILE = "train_results.json"  # final metrics of the run
 HISTORY_FILE = "history.csv"  # per-epoch metrics, epochs numbered from 1
 TRAINING_CURVES_FILE = "training_curves.png"  # history.csv drawn
+# The RobustAccuracy callback's attack and images (val_robust_accuracy of history.csv).
+ROBUST_ACCURACY_FILE = "robust_accuracy.json"
 CHECKPOINTS_DIR = "checkpoints"  # epoch_NNN.weights.h5 after every epoch
 CHECKPOINT_PATTERN = "epoch_{epoch:03d}.weights.h5"  # NNN counts from 1
 BACKUP_DIR = "backup"  # Keras BackupAndRestore state: what a rerun resumes from
@@ -47,3 +49,12 @@ def read_history(history_path: str) -> list[dict[str, str]]:
         return []
     with open(history_path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def read_robust_accuracy_record(folder: str) -> dict | None:
+    """The RobustAccuracy record (`RobustAccuracy.describe()`) in `folder`; None if missing."""
+    path = os.path.join(folder, ROBUST_ACCURACY_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)

@@ -123,7 +123,9 @@ def evaluate_robustness(model: Callable,
         iterations once per batch (and restart).
       record_at: the step counts to report (each <= every attack's
         iterations); None: only each attack's iterations.
-      max_examples: evaluate only the first N examples of `dataset`.
+      max_examples: evaluate only the first N examples of `dataset` (a prefix:
+        of a class-sorted split, take `tf_atalp.data.subset`'s class-balanced
+        subset instead, as eval_main does).
       seed: seed of the random starts (batch b draws from (seed, b); restart
         r > 0 from a seed derived from that; the same for every attack).
       num_examples_hint: how many examples to expect (sets the progress bar's

@@ -107,7 +107,8 @@ def evaluate_transfer(source: Callable,
       attacks: PGD attacks (`Restarts(PGD, 1)` is taken as its PGD).
       record_at: the step counts scored (each <= every attack's iterations);
         None: each attack's iterations.
-      max_examples: only the first N examples of `dataset`.
+      max_examples: only the first N examples of `dataset` (a prefix: see
+        `evaluate_robustness`).
       seed: the random starts (batch b draws from (seed, "pgd", b, 0), as
         `evaluate_robustness` draws restart 0).
       observe: called as observe(batch_index, images, labels, epsilon,

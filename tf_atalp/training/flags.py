@@ -117,14 +117,18 @@ def define_train_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          "(val_robust_accuracy in the logs; the training epsilon and step). "
                          "0: off.", lower_bound=0, **define)
     flags.DEFINE_integer("robust_accuracy_examples", 256,
-                         "Test images the robust accuracy is measured on.", lower_bound=1, **define)
+                         "Test images the robust accuracy is measured on: a class-balanced "
+                         "subset of the test split, chosen once.", lower_bound=1, **define)
     flags.DEFINE_integer("robust_accuracy_iterations", 10,
                          "PGD steps of the robust-accuracy attack.", lower_bound=1, **define)
     flags.DEFINE_integer("attention_maps_every", 1,
                          "Every N epochs, clean and adversarial attention maps of a few test "
-                         "images to TensorBoard (logs/attention). 0: off.", lower_bound=0, **define)
-    flags.DEFINE_integer("attention_map_images", 8, "Test images drawn by attention maps.",
-                         lower_bound=1, **define)
+                         "images to TensorBoard (logs/attention). 0: off.", lower_bound=0,
+                         **define)
+    flags.DEFINE_integer("attention_map_images", 8,
+                         "Test images drawn by attention maps: classes take turns, so N "
+                         "different classes where there are N or more.", lower_bound=1,
+                         **define)
     # Optimisation.
     flags.DEFINE_integer("epochs", 10, "Training epochs.", lower_bound=1, **define)
     flags.DEFINE_integer("batch_size", 64, "Global batch size.", lower_bound=1, **define)

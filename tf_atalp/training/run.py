@@ -37,12 +37,13 @@ from absl import logging
 
 from tf_atalp import data as data_lib
 from tf_atalp.data.pipeline import EpochCounter
+from tf_atalp.data.subset import balanced_examples
 from tf_atalp.export import export_saved_model
 from tf_atalp.io_utils import atomic_write_json, atomic_write_text
 from tf_atalp.model_dir import (
     ATTENTION_LOGS_DIR, BACKUP_DIR, CHECKPOINT_PATTERN, CHECKPOINTS_DIR, CLASS_NAMES_FILE, FLAGFILE, HISTORY_FILE,
-    LOGS_DIR, MODEL_FILE, RUN_CONFIG_FILE, SAVED_MODEL_DIR, TRAIN_RESULTS_FILE,
-    TRAINING_CURVES_FILE, finished_epochs, read_history)
+    LOGS_DIR, MODEL_FILE, ROBUST_ACCURACY_FILE, RUN_CONFIG_FILE, SAVED_MODEL_DIR,
+    TRAIN_RESULTS_FILE, TRAINING_CURVES_FILE, finished_epochs, read_history)
 from tf_atalp.models import build_applications_resnet, build_resnet
 from tf_atalp.plots import plot_training_curves
 from tf_atalp.reporting import report
@@ -204,18 +205,30 @@ def _datasets(config: RunConfig, strategy: tf.distribute.Strategy, counter: Epoc
 
 
 def _watching_callbacks(config: RunConfig) -> list[keras.callbacks.Callback]:
-    """RobustAccuracy and AttentionMaps on unaugmented test images, as the flags ask."""
+    """RobustAccuracy and AttentionMaps on unaugmented test images, as the flags ask.
+
+    Both take class-balanced test images (`tf_atalp.data.subset`; the test
+    split lists class by class), read once here: RobustAccuracy its
+    `robust_accuracy_examples`, recorded in ROBUST_ACCURACY_FILE (the run
+    summary and training_curves.png name them), AttentionMaps one per class
+    up to `attention_map_images`.
+    """
     train = config.train
     callbacks = []
     attack = config.robust_accuracy_attack
     if attack is not None or train.attention_maps_every:
         test_data = data_lib.make_dataset(config.data, "test", training=False)
     if attack is not None:
-        callbacks.append(RobustAccuracy(
+        robust_accuracy = RobustAccuracy(
             test_data, attack, every_n_epochs=train.robust_accuracy_every,
-            max_examples=train.robust_accuracy_examples, seed=train.seed, verbose=1))
+            max_examples=train.robust_accuracy_examples, batch_size=config.data.batch_size,
+            seed=train.seed, class_names=data_lib.get_dataset_info(config.data).class_names,
+            verbose=1)
+        atomic_write_json(os.path.join(train.model_dir, ROBUST_ACCURACY_FILE),
+                          robust_accuracy.describe())
+        callbacks.append(robust_accuracy)
     if train.attention_maps_every:
-        images, labels = next(iter(test_data.unbatch().batch(train.attention_map_images)))
+        images, labels, _ = balanced_examples(test_data, train.attention_map_images)
         callbacks.append(AttentionMaps(
             images, labels, os.path.join(train.model_dir, LOGS_DIR, ATTENTION_LOGS_DIR),
             every_n_epochs=train.attention_maps_every, seed=train.seed))
