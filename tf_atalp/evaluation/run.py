@@ -110,11 +110,14 @@ def _autoattack(prepared: PreparedEvaluation, model, dataset) -> dict:
     def progress(epsilon, done, total):
         report(f"AutoAttack {config.autoattack_version}, epsilon {epsilon:g}: "
                f"batch {done}/{total} done.")
+    eot_samples = 1
+    if config.autoattack_version == "rand":  # an explicit --eot_samples wins; else at least 20
+        eot_samples = config.eot_samples or max(prepared.eot_samples, 20)
     return evaluate_autoattack(
         model, dataset, prepared.epsilons, version=config.autoattack_version,
         attacks=config.autoattack_attacks, iterations=config.autoattack_iterations,
-        queries=config.square_queries, eot_samples=max(prepared.eot_samples, 20)
-        if config.autoattack_version == "rand" else 1, seed=config.seed, progress=progress)
+        queries=config.square_queries, eot_samples=eot_samples, seed=config.seed,
+        progress=progress)
 
 
 def run_evaluation(prepared: PreparedEvaluation, command: Sequence[str] | None = None) -> dict:

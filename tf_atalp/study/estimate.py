@@ -115,13 +115,17 @@ def transfer_seconds(batches: int, gradient_pass: float, epsilons, run_lengths,
 def autoattack_seconds(batches: int, gradient_pass: float, epsilons, training_epsilon: float,
                        iterations: int = 100, targets: int = 9, queries: int = 5000,
                        eot: int = 1) -> float:
-    """AutoAttack standard on one target: APGD-CE on all, APGD-T, FAB-T and Square on the rest."""
+    """AutoAttack on one target. Standard (eot 1): APGD-CE on all images, then APGD-T, FAB-T
+    and Square on the rest; rand (eot > 1): APGD-CE and APGD-DLR through EoT."""
     total = 4 * ATTACK_START_SECONDS * len(epsilons)
     for epsilon in epsilons:
         alive = _alive(epsilon, training_epsilon)
-        passes = iterations + alive * (targets * iterations * 3) + \
-            alive * queries * FORWARD_SHARE
-        total += passes * batches * gradient_pass * eot
+        if eot > 1:
+            passes = (iterations + alive * iterations) * eot
+        else:
+            passes = iterations + alive * (targets * iterations * 3) + \
+                alive * queries * FORWARD_SHARE
+        total += passes * batches * gradient_pass
     return total
 
 

@@ -117,6 +117,7 @@ def autoattack_config(config: StudyConfig, cell: TrainCell, epsilons: tuple[floa
         autoattack_iterations=config.autoattack_iterations,
         square_queries=config.square_queries, epsilons=epsilons,
         max_examples=config.max_examples, batch_size=config.eval_batch_size,
+        eot_samples=config.eot_samples if randomized else None,
         results_file=os.path.join(config.report_dir, AUTOATTACK_DIR, f"{cell.name}.json"))
 
 
@@ -129,6 +130,8 @@ def autoattack_command(evaluation: EvalConfig) -> str:
             f"--square_queries={evaluation.square_queries}",
             f"--batch_size={evaluation.batch_size}",
             f"--results_file={evaluation.results_file}"]
+    if evaluation.eot_samples is not None:
+        argv.append(f"--eot_samples={evaluation.eot_samples}")
     if evaluation.max_examples is not None:
         argv.append(f"--max_examples={evaluation.max_examples}")
     return "python " + shlex.join(argv)
@@ -138,7 +141,8 @@ def autoattack_fingerprint(evaluation: EvalConfig, digest: str) -> dict:
     return {"version": evaluation.autoattack_version, "epsilons": list(evaluation.epsilons),
             "iterations": evaluation.autoattack_iterations,
             "queries": evaluation.square_queries, "max_examples": evaluation.max_examples,
-            "batch_size": evaluation.batch_size, "seed": evaluation.seed, "weights": digest}
+            "batch_size": evaluation.batch_size, "seed": evaluation.seed,
+            "eot_samples": evaluation.eot_samples, "weights": digest}
 
 
 def run_autoattack_cell(evaluation: EvalConfig) -> dict:

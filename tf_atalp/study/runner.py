@@ -211,7 +211,8 @@ def _estimates(study: Study, to_train: list[TrainCell], eval_cells: list[dict]) 
             estimates[cell["key"]] = ("autoattack", estimate.autoattack_seconds(
                 batches, gradient[target.name], study.epsilons, training_epsilon,
                 config.autoattack_iterations, min(9, first.run_config.model.num_classes - 1),
-                config.square_queries, 20 if study.randomized(target) else 1))
+                config.square_queries,
+                cell["settings"].eot_samples if study.randomized(target) else 1))
     return estimates
 
 
