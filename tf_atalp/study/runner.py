@@ -35,6 +35,7 @@ from tf_atalp.study.report import write_study_report
 from tf_atalp.study.train_cells import (
     TARGET, TrainCell, is_trained, plan_train_cells, weights_digest)
 from tf_atalp.model_dir import HISTORY_FILE, TRAIN_RESULTS_FILE, read_history
+from tf_atalp.training.config import RunConfig
 from tf_atalp.validation import check
 
 STUDY_FILE = "study.json"  # in the report folder: the settings and every command
@@ -119,11 +120,29 @@ def _stored(study: Study, key: str, fingerprint: dict) -> dict | None:
     return study.store.load(key, fingerprint)
 
 
+def _stored_training(study: Study, cell: TrainCell) -> dict | None:
+    """The cell's record if it trained this RunConfig (an older version's form of the same
+    config, read back through RunConfig, counts as the same: a new field's default does not
+    retrain a study)."""
+    path = study.store.path(cell.key)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            stored = json.load(f)
+        previous = RunConfig.from_dict(stored["fingerprint"]).to_dict()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    current = json.loads(json.dumps(cell.fingerprint(), sort_keys=True))
+    same = json.loads(json.dumps(previous, sort_keys=True)) == current
+    return stored if same and stored.get("key") == cell.key else None
+
+
 def _digests(study: Study) -> dict[str, str | None]:
     """{model name: weights digest recorded by its finished train cell, or None}."""
     digests = {}
     for cell in study.train_cells:
-        stored = _stored(study, cell.key, cell.fingerprint())
+        stored = _stored_training(study, cell)
         digests[cell.name] = None if stored is None else stored["result"]["weights_digest"]
     return digests
 
@@ -155,7 +174,7 @@ def _train_cells_to_run(study: Study, eval_cells: list[dict]) -> list[TrainCell]
     """Unrecorded runs, and recorded ones whose model is gone but a pending cell reads it."""
     needed = {name for cell in eval_cells if _pending(study, cell) for name in cell["needs"]}
     return [c for c in study.train_cells
-            if _stored(study, c.key, c.fingerprint()) is None
+            if _stored_training(study, c) is None
             or (c.name in needed and not is_trained(c))]
 
 
@@ -325,7 +344,7 @@ def run_study(study: Study, command: list[str], plan_only: bool = False,
 
 def _records(study: Study, eval_cells: list[dict]) -> dict:
     """Every finished cell, as the report reads them."""
-    records = {"train": {c.name: _stored(study, c.key, c.fingerprint())
+    records = {"train": {c.name: _stored_training(study, c)
                          for c in study.train_cells}, "autoattack": {}}
     for cell in eval_cells:
         stored = _stored(study, cell["key"], cell["fingerprint"])
