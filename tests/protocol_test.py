@@ -186,6 +186,13 @@ class ProtocolInputsTest(tf.test.TestCase):
         open(a_file, "w").close()
         with self.assertRaisesRegex(ValueError, "must be a folder"):
             prepare_protocol(protocol_config(self.dirs, a_file))
+        with self.assertRaisesRegex(ValueError, "^`output_dir` cannot be written: '/proc'"):
+            prepare_protocol(protocol_config(self.dirs, "/proc/nowhere/protocol"))
+        tensorboard_is_a_file = os.path.join(self.root, "output_with_a_file")
+        os.makedirs(tensorboard_is_a_file)
+        open(os.path.join(tensorboard_is_a_file, "tensorboard"), "w").close()
+        with self.assertRaisesRegex(ValueError, "tensorboard' is a file"):
+            prepare_protocol(protocol_config(self.dirs, tensorboard_is_a_file))
 
     def test_a_same_defense_source_needs_a_target_of_its_defense(self):
         self.check_refused("has no target trained with its defense",
