@@ -223,6 +223,13 @@ class ProtocolInputsTest(tf.test.TestCase):
         open(a_file, "w").close()
         with self.assertRaisesRegex(ValueError, "must be a folder"):
             prepare_protocol(protocol_config(self.dirs, a_file))
+        with self.assertRaisesRegex(ValueError, "^`output_dir` cannot be written: '/proc'"):
+            prepare_protocol(protocol_config(self.dirs, "/proc/nowhere/protocol"))
+        tensorboard_is_a_file = os.path.join(self.root, "output_with_a_file")
+        os.makedirs(tensorboard_is_a_file)
+        open(os.path.join(tensorboard_is_a_file, "tensorboard"), "w").close()
+        with self.assertRaisesRegex(ValueError, "tensorboard' is a file"):
+            prepare_protocol(protocol_config(self.dirs, tensorboard_is_a_file))
 
     def test_a_paired_source_must_be_another_model_of_its_targets_defense(self):
         self.check_refused("trained with its target's defense",

@@ -28,19 +28,31 @@ ATTENTION_LOGS_DIR = "attention"  # in LOGS_DIR: the AttentionMaps callback's im
 BACKUP_METADATA_FILE = "training_metadata.json"
 EVAL_RESULTS_FILE = "eval_results.json"  # eval_main.py's results (figure: .png beside it)
 MODEL_CARD_FILE = "model_card.json"  # every robustness figure so far (also in saved_model/assets)
+LOCK_FILE = "run.lock"  # held by the process writing the folder (tf_atalp.run_lock)
+
+
+def read_backup_metadata(backup_dir: str) -> dict | None:
+    """`<backup_dir>/training_metadata.json` ({"epoch", "batch", "weights"}), None if absent.
+
+    Raises ValueError when it is corrupt (no whole-number "epoch").
+    """
+    path = os.path.join(backup_dir, BACKUP_METADATA_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            metadata = json.load(f)
+        metadata["epoch"] = int(metadata["epoch"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is corrupt: {error}. Delete {backup_dir!r} to "
+                         "start the run again.") from error
+    return metadata
 
 
 def finished_epochs(model_dir: str) -> int:
     """How many epochs of the run in `model_dir` are finished and backed up (0 if none)."""
-    path = os.path.join(model_dir, BACKUP_DIR, BACKUP_METADATA_FILE)
-    if not os.path.isfile(path):
-        return 0
-    try:
-        with open(path) as f:
-            return int(json.load(f)["epoch"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{path} is corrupt: {error}. Delete {os.path.dirname(path)!r} to "
-                         "start the run again.") from error
+    metadata = read_backup_metadata(os.path.join(model_dir, BACKUP_DIR))
+    return 0 if metadata is None else metadata["epoch"]
 
 
 def read_history(history_path: str) -> list[dict[str, str]]:

@@ -7,13 +7,12 @@ a temporary file in the target folder and renamed into place.
 
 import math
 import os
-import tempfile
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from tf_atalp.io_utils import current_umask
+from tf_atalp.io_utils import atomic_save
 from tf_atalp.model_dir import read_history as read_history_rows
 from tf_atalp.model_dir import read_robust_accuracy_record
 
@@ -190,16 +189,4 @@ def pixels(value: float) -> str:
 
 def save_png(figure: Figure, output_png: str) -> str:
     """Renders `figure` to a temporary PNG beside `output_png`, then renames it into place."""
-    folder = os.path.dirname(os.path.abspath(output_png))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
-    try:
-        os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp makes files 0600
-        with os.fdopen(handle, "wb") as f:
-            FigureCanvasAgg(figure).print_png(f)
-        os.replace(temporary, output_png)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return output_png
+    return atomic_save(output_png, FigureCanvasAgg(figure).print_png)

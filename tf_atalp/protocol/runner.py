@@ -25,8 +25,10 @@ from tf_atalp.analysis.key_regions import KeyRegionTally, load_masks
 from tf_atalp.evaluation.config import DEFAULT_EOT_SAMPLES, DEFAULT_RANDOM_DRAWS, EvalConfig
 from tf_atalp.evaluation.preparation import prepare_evaluation
 from tf_atalp.io_utils import atomic_write_json, atomic_write_text
+from tf_atalp.output_checks import check_output_dir
 from tf_atalp.protocol import analyses, cell_runs
-from tf_atalp.protocol.cells import CellStore
+from tf_atalp.protocol.analyses import TENSORBOARD_DIR
+from tf_atalp.protocol.cells import CELLS_DIR, CellStore
 from tf_atalp.protocol.checks import protocol_checks
 from tf_atalp.protocol.data import ProtocolData, load_protocol_data
 from tf_atalp.protocol.models import (
@@ -83,8 +85,9 @@ class Protocol:
 
 def prepare_protocol(config: ProtocolConfig) -> Protocol:
     """Checks every model_dir, the data and the masks; reads the test examples once."""
-    check(not os.path.isfile(config.output_dir),
-          f"`output_dir` must be a folder, not a file. Received: {config.output_dir!r}")
+    for folder in (config.output_dir, os.path.join(config.output_dir, CELLS_DIR),
+                   os.path.join(config.output_dir, TENSORBOARD_DIR)):
+        check_output_dir(folder, name="output_dir")
     models = find_protocol_models(config.targets, config.gray_box_sources,
                                   config.black_box_sources, config.same_defense_sources,
                                   config.paired_sources)
@@ -98,7 +101,7 @@ def prepare_protocol(config: ProtocolConfig) -> Protocol:
     first = models[0]
     prepared = prepare_evaluation(EvalConfig(
         model_dir=first.source.path, dataset=config.dataset, data_dir=config.data_dir,
-        epsilons=config.epsilons, batch_size=config.batch_size))
+        epsilons=config.epsilons, batch_size=config.batch_size), check_outputs=False)
     data_config = prepared.data_config(first.run_config.model.image_size, classes.pop())
     masks_dir = config.masks_dir
     check(masks_dir is None or os.path.isdir(masks_dir),

@@ -8,6 +8,7 @@
 - `AttentionMaps`: clean and adversarial attention maps as TensorBoard images.
 """
 
+import contextlib
 import time
 
 import keras
@@ -17,6 +18,7 @@ from tf_atalp.attacks.base import Attack, correct_predictions
 from tf_atalp.attacks.model_fns import inference_logits
 from tf_atalp.data.pipeline import EpochCounter
 from tf_atalp.data.subset import balanced_examples, subset_text
+from tf_atalp.io_utils import writing
 from tf_atalp.losses import attention_map
 from tf_atalp.models.outputs import features_of, logits_of
 from tf_atalp.seeds import derive_seed
@@ -50,10 +52,20 @@ class EpochTimer(keras.callbacks.Callback):
 
 class HistoryCSV(keras.callbacks.CSVLogger):
     """`keras.callbacks.CSVLogger` numbering epochs from 1, as the
-    `epoch_NNN.weights.h5` checkpoints are (Keras counts from 0)."""
+    `epoch_NNN.weights.h5` checkpoints are (Keras counts from 0).
+
+    A failed write (a full disk) closes the file, dropping the unwritten
+    row, and raises NoSpaceError naming it; the file keeps what was written.
+    """
 
     def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch + 1, logs)
+        try:
+            with writing(self.filename):
+                super().on_epoch_end(epoch + 1, logs)
+        except BaseException:
+            with contextlib.suppress(OSError):  # closing flushes the row again, and fails again
+                self.csv_file.close()
+            raise
 
 
 def _due(epoch: int, every_n_epochs: int) -> bool:
