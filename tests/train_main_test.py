@@ -14,6 +14,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from absl.testing import parameterized
 
 import tf_atalp.models  # noqa: F401  (registers the custom layers for load_model)
 from tf_atalp.data.synthetic import make_synthetic_arrays
@@ -192,11 +193,72 @@ class TrainMainEndToEndTest(tf.test.TestCase):
             self.assertEqual(json.load(f)["defense"]["beta"], 0.7)
 
 
+class NewDefensesEndToEndTest(tf.test.TestCase, parameterized.TestCase):
+    """trades, mart, fast_at, free_at and AWP from train_main, and eval_main on them."""
+
+    @parameterized.named_parameters(
+        ("trades", ["--defense=trades"], ("ce", "kl"), 3),
+        ("mart", ["--defense=mart"], ("boosted_ce", "weighted_kl"), 3),
+        ("fast_at", ["--defense=fast_at", "--lr_schedule=cyclic"], ("ce",), 3),
+        ("fast_at_grad_align", ["--defense=fast_at", "--grad_align_lambda=0.2"],
+         ("ce", "grad_align"), 3),
+        # 6 epochs of work: 3 epochs of 2 replays.
+        ("free_at", ["--defense=free_at", "--free_replays=2", "--epochs=6"], ("ce",), 3),
+        ("at_alp_awp", ["--defense=at_alp", "--awp_gamma=0.005"], ("ce", "alp", "at"), 3),
+    )
+    def test_trains_and_its_loss_falls(self, flags, terms, epochs):
+        model_dir = os.path.join(tempfile.mkdtemp(), "run")
+        result = run(*TINY_RUN, "--epochs=3", "--attention_maps_every=0", *flags,
+                     f"--model_dir={model_dir}")
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        with open(os.path.join(model_dir, "history.csv")) as f:
+            rows = list(csv.DictReader(f))
+        self.assertLen(rows, epochs)
+        self.assertLess(float(rows[-1]["loss"]), float(rows[0]["loss"]))
+        with open(os.path.join(model_dir, "train_results.json")) as f:
+            results = json.load(f)
+        self.assertEqual(results["epochs"], epochs)
+        self.assertContainsSubset(set(terms), set(results["final_metrics"]))
+        single_step = "--defense=fast_at" in flags or "--defense=free_at" in flags
+        self.assertEqual("catastrophic_overfitting" in results, single_step)
+        if single_step:
+            check = results["catastrophic_overfitting"]
+            self.assertLen(check["held_out_accuracy"], epochs)
+            self.assertEqual(check["attack"]["iterations"], 5)
+        self.assertTrue(os.path.exists(os.path.join(model_dir, "saved_model", "saved_model.pb")))
+
+    def test_eval_main_evaluates_an_awp_run_unchanged(self):
+        model_dir = os.path.join(tempfile.mkdtemp(), "run")
+        trained = run(*TINY_RUN, "--epochs=1", "--defense=trades", "--awp_gamma=0.005",
+                      "--attention_maps_every=0", f"--model_dir={model_dir}")
+        self.assertEqual(trained.returncode, 0, trained.stderr[-3000:])
+        with open(os.path.join(model_dir, "run_config.json")) as f:
+            self.assertEqual(json.load(f)["defense"],
+                             {"name": "trades", "trades_beta": 6.0, "awp_gamma": 0.005})
+        evaluated = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "eval_main.py"), f"--model_dir={model_dir}",
+             "--epsilons=0.03", "--iterations=2", "--step_size=0.01"],
+            cwd=ROOT, capture_output=True, text=True, timeout=600,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        self.assertEqual(evaluated.returncode, 0, evaluated.stderr[-3000:])
+        with open(os.path.join(model_dir, "eval_results.json")) as f:
+            document = json.load(f)
+        self.assertEqual(document["model"]["defense"], "trades+awp")
+        self.assertLessEqual(document["results"][0]["accuracy"], document["clean_accuracy"])
+
+
 class ResumeTest(tf.test.TestCase):
 
     def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(self):
+        self.check_kill_and_resume(["--epochs=3"])
+
+    def test_killed_free_at_run_resumes_to_the_same_weights(self):
+        # Its replays advance the optimizer step m times a batch; nothing else is drawn.
+        self.check_kill_and_resume(["--defense=free_at", "--free_replays=2", "--epochs=6"])
+
+    def check_kill_and_resume(self, flags):
         base = tempfile.mkdtemp()
-        args = [*TINY_RUN, "--synthetic_train_size=1024", "--epochs=3", "--seed=1"]
+        args = [*TINY_RUN, "--synthetic_train_size=1024", "--seed=1", *flags]
         killed_dir = os.path.join(base, "killed")
         process = subprocess.Popen(
             command(*args, f"--model_dir={killed_dir}"), cwd=ROOT, stdout=subprocess.DEVNULL,
@@ -285,6 +347,14 @@ class BadFlagsTest(tf.test.TestCase):
 
     def test_unknown_attention_group(self):
         self.assert_refused(["--attention_groups=conv9_x"], "attention_groups")
+
+    def test_awp_around_an_undefended_run(self):
+        self.assert_refused(["--defense=none", "--awp_gamma=0.005"],
+                            "AWP needs an adversarially trained defense")
+
+    def test_cyclic_schedule_with_a_warm_up(self):
+        self.assert_refused(["--lr_schedule=cyclic", "--warmup_epochs=1", "--epochs=2"],
+                            "`warmup_epochs` must be 0")
 
     def test_adversarial_defense_without_iterations(self):
         self.assert_refused(["--pgd_iterations=0"], "pgd_iterations")
