@@ -320,7 +320,8 @@ class StepStrategyTest(tf.test.TestCase, parameterized.TestCase):
                                      eval_attack=PGDConfig(0.05, 0.02, 2), seed=1)
         trainer.compile(optimizer="adam")
         history = trainer.fit(tf.data.Dataset.from_tensor_slices((images, labels)).batch(16),
-                              epochs=1, verbose=0, validation_data=(images, labels))
+                              epochs=1, verbose=0, validation_data=(images, labels),
+                              shuffle=False)
         for key in ("loss", *chosen.term_names, "adversarial_accuracy", "val_adversarial_accuracy"):
             self.assertTrue(np.isfinite(history.history[key][-1]), key)
         path = os.path.join(self.get_temp_dir(), f"{chosen.name}.keras")
