@@ -11,7 +11,9 @@ import sys
 
 from absl import app, flags
 
-from tf_atalp.cli import exit_with_error, flagfiles_first
+from tf_atalp.cli import exit_with_error, exit_with_failure, flagfiles_first
+from tf_atalp.io_utils import NoSpaceError
+from tf_atalp.run_lock import FolderInUseError
 from tf_atalp.study import flags as study_flags
 from tf_atalp.study.runner import prepare_study, run_study
 
@@ -33,8 +35,11 @@ def main(argv):
         study = prepare_study(study_flags.study_config_from_flags())  # every check; writes nothing
     except (ValueError, FileNotFoundError) as error:
         exit_with_error(str(error))
-    results = run_study(study, command=sys.argv, plan_only=flags.FLAGS.plan_only,
-                        flagfile_text=flagfile_text())
+    try:
+        results = run_study(study, command=sys.argv, plan_only=flags.FLAGS.plan_only,
+                            flagfile_text=flagfile_text())
+    except (NoSpaceError, FolderInUseError, RuntimeError) as error:  # RuntimeError: a cell's
+        exit_with_failure(str(error))  # command failed (its log is named)
     if results is not None:
         print(f"\nReport: {study.config.report_dir}/report.md")
 

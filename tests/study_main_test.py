@@ -10,6 +10,8 @@ import time
 
 import tensorflow as tf
 
+from tf_atalp.run_lock import RunLock
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_FLAGS = ["--dataset=synthetic", "--synthetic_train_size=128", "--synthetic_test_size=32",
                "--image_size=32", "--depth=10", "--width=4", "--epochs=1", "--batch_size=32",
@@ -162,6 +164,15 @@ class StudyInputsTest(tf.test.TestCase):
     def test_models_with_other_classes_are_refused(self):
         self.check_refused("must have the same classes",
                            "--entry_flags=wide_none:--synthetic_num_classes=3")
+
+    def test_a_second_study_on_the_same_folder_refuses(self):
+        study_dir = os.path.join(tempfile.mkdtemp(), "study")
+        with RunLock(study_dir, name="study_dir"):
+            run = run_study(study_dir, timeout=300)
+        self.assertEqual(run.returncode, 1, run.stderr[-2000:])
+        self.assertIn(f"`study_dir` {study_dir!r} is in use by process {os.getpid()} ", run.stderr)
+        self.assertNotIn("Traceback", run.stderr)
+        self.assertFalse(os.path.exists(os.path.join(study_dir, "runs")))
 
     def test_a_missing_data_folder_is_refused(self):
         self.check_refused("Entry 'pat'", "--entry_flags=pat:--dataset=folder",

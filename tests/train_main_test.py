@@ -15,6 +15,7 @@ import time
 import h5py
 import keras
 import tensorflow as tf
+from absl.testing import parameterized
 
 import tf_atalp.models  # noqa: F401  (registers the custom layers for load_model)
 from tests import fault_fixtures
@@ -257,6 +258,60 @@ def try_mount_tmpfs(folder, size):
                           capture_output=True).returncode == 0
 
 
+class NewDefensesEndToEndTest(tf.test.TestCase, parameterized.TestCase):
+    """trades, mart, fast_at, free_at and AWP from train_main, and eval_main on them."""
+
+    @parameterized.named_parameters(
+        ("trades", ["--defense=trades"], ("ce", "kl"), 3),
+        ("mart", ["--defense=mart"], ("boosted_ce", "weighted_kl"), 3),
+        ("fast_at", ["--defense=fast_at", "--lr_schedule=cyclic"], ("ce",), 3),
+        ("fast_at_grad_align", ["--defense=fast_at", "--grad_align_lambda=0.2"],
+         ("ce", "grad_align"), 3),
+        # 6 epochs of work: 3 epochs of 2 replays.
+        ("free_at", ["--defense=free_at", "--free_replays=2", "--epochs=6"], ("ce",), 3),
+        ("at_alp_awp", ["--defense=at_alp", "--awp_gamma=0.005"], ("ce", "alp", "at"), 3),
+    )
+    def test_trains_and_its_loss_falls(self, flags, terms, epochs):
+        model_dir = os.path.join(tempfile.mkdtemp(), "run")
+        result = run(*TINY_RUN, "--epochs=3", "--attention_maps_every=0", *flags,
+                     f"--model_dir={model_dir}")
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        with open(os.path.join(model_dir, "history.csv")) as f:
+            rows = list(csv.DictReader(f))
+        self.assertLen(rows, epochs)
+        self.assertLess(float(rows[-1]["loss"]), float(rows[0]["loss"]))
+        with open(os.path.join(model_dir, "train_results.json")) as f:
+            results = json.load(f)
+        self.assertEqual(results["epochs"], epochs)
+        self.assertContainsSubset(set(terms), set(results["final_metrics"]))
+        single_step = "--defense=fast_at" in flags or "--defense=free_at" in flags
+        self.assertEqual("catastrophic_overfitting" in results, single_step)
+        if single_step:
+            check = results["catastrophic_overfitting"]
+            self.assertLen(check["held_out_accuracy"], epochs)
+            self.assertEqual(check["attack"]["iterations"], 5)
+        self.assertTrue(os.path.exists(os.path.join(model_dir, "saved_model", "saved_model.pb")))
+
+    def test_eval_main_evaluates_an_awp_run_unchanged(self):
+        model_dir = os.path.join(tempfile.mkdtemp(), "run")
+        trained = run(*TINY_RUN, "--epochs=1", "--defense=trades", "--awp_gamma=0.005",
+                      "--attention_maps_every=0", f"--model_dir={model_dir}")
+        self.assertEqual(trained.returncode, 0, trained.stderr[-3000:])
+        with open(os.path.join(model_dir, "run_config.json")) as f:
+            self.assertEqual(json.load(f)["defense"],
+                             {"name": "trades", "trades_beta": 6.0, "awp_gamma": 0.005})
+        evaluated = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "eval_main.py"), f"--model_dir={model_dir}",
+             "--epsilons=0.03", "--iterations=2", "--step_size=0.01"],
+            cwd=ROOT, capture_output=True, text=True, timeout=600,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        self.assertEqual(evaluated.returncode, 0, evaluated.stderr[-3000:])
+        with open(os.path.join(model_dir, "eval_results.json")) as f:
+            document = json.load(f)
+        self.assertEqual(document["model"]["defense"], "trades+awp")
+        self.assertLessEqual(document["results"][0]["accuracy"], document["clean_accuracy"])
+
+
 class ResumeTest(tf.test.TestCase):
     """Killed at any moment, out of disk, resumed: the weights of one uninterrupted run."""
 
@@ -281,9 +336,8 @@ class ResumeTest(tf.test.TestCase):
                                                     final_weights(self.straight_dir)):
             self.assertAllClose(resumed_weight, straight_weight, atol=1e-4, rtol=1e-4)
 
-    def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(self):
-        args = RESUME_RUN
-        killed_dir = os.path.join(self.base, "killed")
+    def kill_then_resume(self, args, killed_dir):
+        """Kills a run early in its second epoch, then resumes it; returns train_results."""
         process = subprocess.Popen(
             command(*args, f"--model_dir={killed_dir}"), cwd=ROOT, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
@@ -296,13 +350,30 @@ class ResumeTest(tf.test.TestCase):
         process.send_signal(signal.SIGKILL)
         process.wait()
         self.assertFalse(os.path.exists(os.path.join(killed_dir, "model.keras")))
-
         resumed = run(*args, f"--model_dir={killed_dir}")
         self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
         self.assertRegex(resumed.stdout, r"Resuming from epoch [23] of 3")
         self.assertIn("Took over the stale lock", resumed.stderr)  # the killed one's
         with open(os.path.join(killed_dir, "train_results.json")) as f:
-            results = json.load(f)
+            return json.load(f)
+
+    def test_killed_free_at_run_resumes_to_the_same_weights(self):
+        # Its replays advance the optimizer step m times a batch; nothing else is drawn.
+        args = [*RESUME_RUN, "--defense=free_at", "--free_replays=2", "--epochs=6"]
+        killed_dir = os.path.join(self.base, "killed_free_at")
+        results = self.kill_then_resume(args, killed_dir)
+        self.assertEqual(results["epochs"], 3)  # 6 epochs of work: 3 epochs of 2 replays
+        self.assertEqual(history_epochs(killed_dir), [1, 2, 3])
+        straight_dir = os.path.join(self.base, "straight_free_at")
+        straight = run(*args, f"--model_dir={straight_dir}")
+        self.assertEqual(straight.returncode, 0, straight.stderr[-3000:])
+        for resumed_weight, straight_weight in zip(final_weights(killed_dir),
+                                                    final_weights(straight_dir)):
+            self.assertAllClose(resumed_weight, straight_weight, atol=1e-4, rtol=1e-4)
+
+    def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(self):
+        killed_dir = os.path.join(self.base, "killed")
+        results = self.kill_then_resume(RESUME_RUN, killed_dir)
         self.assertEqual(results["epochs"], 3)
         self.assertIn("val_clean_accuracy", results["final_metrics"])
         self.assertLess(results["epochs_run_by_this_process"], 3)
@@ -459,6 +530,14 @@ class BadFlagsTest(tf.test.TestCase):
 
     def test_unknown_attention_group(self):
         self.assert_refused(["--attention_groups=conv9_x"], "attention_groups")
+
+    def test_awp_around_an_undefended_run(self):
+        self.assert_refused(["--defense=none", "--awp_gamma=0.005"],
+                            "AWP needs an adversarially trained defense")
+
+    def test_cyclic_schedule_with_a_warm_up(self):
+        self.assert_refused(["--lr_schedule=cyclic", "--warmup_epochs=1", "--epochs=2"],
+                            "`warmup_epochs` must be 0")
 
     def test_adversarial_defense_without_iterations(self):
         self.assert_refused(["--pgd_iterations=0"], "pgd_iterations")

@@ -22,6 +22,8 @@ import os
 import time
 
 from tf_atalp.io_utils import atomic_write_json
+from tf_atalp.output_checks import check_output_dir
+from tf_atalp.run_lock import RunLock
 from tf_atalp.protocol.cells import CellStore
 from tf_atalp.reporting import report
 from tf_atalp.study import estimate
@@ -58,23 +60,12 @@ class Study:
         return cell.run_config.defense.randomization() is not None
 
 
-def _check_writable(path: str) -> None:
-    """The study folder (or its nearest existing parent) is a writable folder."""
-    check(not os.path.isfile(path), f"`study_dir` must be a folder, not a file. Received: "
-          f"{path!r}")
-    existing = os.path.abspath(path)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    check(os.path.isdir(existing) and os.access(existing, os.W_OK | os.X_OK),
-          f"`study_dir` cannot be written: {existing!r} is not a writable folder.")
-
-
 def prepare_study(config: StudyConfig) -> Study:
     """Checks every cell (flags, data, model_dirs, threat models) before any work.
 
     Raises ValueError naming the first problem; writes nothing.
     """
-    _check_writable(config.study_dir)
+    check_output_dir(config.study_dir, name="study_dir", needed_for="the report")
     cells = plan_train_cells(config)
     training_epsilon = max(c.run_config.attack.epsilon for c in cells if c.role == TARGET)
     check(training_epsilon > 0 or config.epsilons is not None,
@@ -316,14 +307,28 @@ def run_study(study: Study, command: list[str], plan_only: bool = False,
     """Runs every pending cell, then writes the report; returns the study's results.
 
     `plan_only`: print the cells and the estimate, run nothing, write nothing.
+    Otherwise the study folder is locked first (`RunLock`: a second study
+    process on it refuses, naming this one).
     """
+    if plan_only:
+        _plan_and_estimate(study)
+        return None
+    with RunLock(study.config.study_dir, name="study_dir"):
+        to_train, estimates = _plan_and_estimate(study)
+        return _run(study, command, flagfile_text, to_train, estimates)
+
+
+def _plan_and_estimate(study: Study):
+    """(the training cells to run, {key: (kind, estimated seconds)}), after printing the plan."""
     eval_cells = _eval_cells(study, _digests(study))
     to_train = _train_cells_to_run(study, eval_cells)
     pending_eval = [c for c in eval_cells if _pending(study, c)]
     estimates = _estimates(study, to_train, eval_cells) if (to_train or pending_eval) else {}
     _print_plan(study, to_train, eval_cells, estimates)
-    if plan_only:
-        return None
+    return to_train, estimates
+
+
+def _run(study: Study, command, flagfile_text: str, to_train, estimates) -> dict:
     os.makedirs(study.config.report_dir, exist_ok=True)
     atomic_write_json(os.path.join(study.config.report_dir, STUDY_FILE),
                       {"command": list(command), "flagfile": flagfile_text,

@@ -15,8 +15,12 @@ from tf_atalp.defenses import CE_TARGETS, DEFAULT_ALPHA, DEFAULT_BETA, defense_n
 from tf_atalp.models import DEPTHS, GROUP_NAMES, MIN_IMAGE_SIZE, STEMS
 from tf_atalp.defenses.ensemble_diversity import (
     DEFAULT_ENTROPY_WEIGHT, DEFAULT_LOG_DET_WEIGHT, DEFAULT_MEMBERS)
+from tf_atalp.defenses.fast_training import DEFAULT_FGSM_STEP, DEFAULT_FREE_REPLAYS
 from tf_atalp.defenses.gradient_regularization import DEFAULT_IGR_LAMBDA
+from tf_atalp.defenses.mart import DEFAULT_MART_LAMBDA
 from tf_atalp.defenses.randomized import DEFAULT_NOISE_DISTRIBUTION, DEFAULT_NOISE_SCALE
+from tf_atalp.defenses.trades import DEFAULT_TRADES_BETA
+from tf_atalp.defenses.weight_perturbation import DEFAULT_AWP_GAMMA
 from tf_atalp.models.denoising import NONLOCAL_MODES
 from tf_atalp.models.layers import NOISE_DISTRIBUTIONS
 from tf_atalp.models.randomization import DEFAULT_SIZE_RATIO, INTERPOLATIONS
@@ -98,6 +102,25 @@ def define_train_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_float("adp_beta", DEFAULT_LOG_DET_WEIGHT,
                        "adp: weight of the log-determinant (Pang et al.'s code: 0.5).",
                        lower_bound=0.0, **define)
+    flags.DEFINE_float("trades_beta", DEFAULT_TRADES_BETA,
+                       "trades: weight of KL(clean || adversarial) (Zhang et al.'s code: 6).",
+                       lower_bound=0.0, **define)
+    flags.DEFINE_float("mart_lambda", DEFAULT_MART_LAMBDA,
+                       "mart: weight of the misclassification-weighted KL (Wang et al.'s "
+                       "ResNet-18 script: 5).", lower_bound=0.0, **define)
+    flags.DEFINE_float("fgsm_step", DEFAULT_FGSM_STEP,
+                       "fast_at: the FGSM step as a multiple of epsilon (Wong et al.: 1.25).", **define)
+    flags.DEFINE_float("grad_align_lambda", 0.0,
+                       "fast_at: weight of GradAlign (Andriushchenko & Flammarion: 0.2 at "
+                       "8/255), which prevents catastrophic overfitting. 0: off.",
+                       lower_bound=0.0, **define)
+    flags.DEFINE_integer("free_replays", DEFAULT_FREE_REPLAYS,
+                         "free_at: replays m of each minibatch (Shafahi et al.: 8); the run "
+                         "trains ceil(epochs / m) epochs.", lower_bound=2, **define)
+    flags.DEFINE_float("awp_gamma", 0.0,
+                       "Adversarial weight perturbation (Wu et al.) of this relative size "
+                       f"around any adversarially trained defense ({DEFAULT_AWP_GAMMA:g} is the "
+                       "authors'). 0: off.", lower_bound=0.0, upper_bound=1.0, **define)
     # Training attack (PGD).
     flags.DEFINE_float("epsilon", 8 / 255, "L-inf radius of training PGD, pixel units [0, 1].",
                        lower_bound=0.0, upper_bound=1.0, **define)
@@ -121,6 +144,11 @@ def define_train_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          "subset of the test split, chosen once.", lower_bound=1, **define)
     flags.DEFINE_integer("robust_accuracy_iterations", 10,
                          "PGD steps of the robust-accuracy attack.", lower_bound=1, **define)
+    flags.DEFINE_bool("overfitting_check", None,
+                      "After every epoch, PGD accuracy on a held-out class-balanced batch; a "
+                      "drop of more than 0.2 from the previous epoch is reported as "
+                      "catastrophic overfitting (log and train_results.json). Default: on for "
+                      "single-step defenses (fast_at, free_at).", **define)
     flags.DEFINE_integer("attention_maps_every", 1,
                          "Every N epochs, clean and adversarial attention maps of a few test "
                          "images to TensorBoard (logs/attention). 0: off.", lower_bound=0,
@@ -182,12 +210,16 @@ def run_config_from_flags(values=None) -> RunConfig:
                           noise_distribution=f.noise_distribution, noise_scale=f.noise_scale,
                           size_ratio=f.size_ratio, interpolation=f.resize_interpolation,
                           members=f.members, entropy_weight=f.adp_alpha,
-                          log_det_weight=f.adp_beta)
+                          log_det_weight=f.adp_beta, trades_beta=f.trades_beta,
+                          mart_lambda=f.mart_lambda, fgsm_step=f.fgsm_step,
+                          grad_align_lambda=f.grad_align_lambda, replays=f.free_replays,
+                          awp_gamma=f.awp_gamma)
     attack = PGD(epsilon=f.epsilon, step_size=f.step_size, iterations=f.pgd_iterations,
                  random_start=f.random_start, objective=f.pgd_objective,
                  jit_compile=f.attack_jit_compile)
     train = TrainConfig(
-        model_dir=f.model_dir, epochs=f.epochs, optimizer=f.optimizer,
+        # Free-AT trains ceil(epochs / m) epochs of m replays: the work of `epochs` clean ones.
+        model_dir=f.model_dir, epochs=defense.epochs_to_run(f.epochs), optimizer=f.optimizer,
         learning_rate=f.learning_rate, lr_schedule=f.lr_schedule,
         warmup_epochs=f.warmup_epochs, momentum=f.momentum, weight_decay=f.weight_decay,
         seed=f.seed, mixed_precision=f.mixed_precision, jit_compile=f.jit_compile,
@@ -198,5 +230,6 @@ def run_config_from_flags(values=None) -> RunConfig:
         robust_accuracy_examples=f.robust_accuracy_examples,
         robust_accuracy_iterations=f.robust_accuracy_iterations,
         attention_maps_every=f.attention_maps_every,
-        attention_map_images=f.attention_map_images, export_saved_model=f.export_saved_model)
+        attention_map_images=f.attention_map_images, export_saved_model=f.export_saved_model,
+        overfitting_check=f.overfitting_check)
     return RunConfig(data=data, model=model, defense=defense, attack=attack, train=train)

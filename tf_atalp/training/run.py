@@ -64,6 +64,9 @@ from tf_atalp.training.backup import (
 from tf_atalp.training.callbacks import (
     AttentionMaps, EpochTimer, HistoryCSV, RobustAccuracy, SetDataEpoch)
 from tf_atalp.training.config import RunConfig, save_run_config
+from tf_atalp.training.overfitting import (
+    HELD_OUT_EXAMPLES, CatastrophicOverfitting, check_attack, held_out_batch, last_accuracy,
+    overfitting_summary)
 from tf_atalp.training.precision import resolve_precision
 from tf_atalp.training.schedules import WarmupSchedule
 from tf_atalp.training.strategy import WorkerRole, make_strategy, worker_role
@@ -236,9 +239,10 @@ def build_network(config: RunConfig) -> keras.Model:
 def make_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """The optimizer with its warm-up + decay schedule (decoupled weight decay)."""
     train = config.train
+    updates = steps_per_epoch * config.defense.updates_per_batch()  # Free-AT: m per batch
     schedule = WarmupSchedule(
-        peak=train.learning_rate, total_steps=train.epochs * steps_per_epoch,
-        warmup_steps=int(train.warmup_epochs * steps_per_epoch), kind=train.lr_schedule)
+        peak=train.learning_rate, total_steps=train.epochs * updates,
+        warmup_steps=int(train.warmup_epochs * updates), kind=train.lr_schedule)
     decay = train.weight_decay or None
     if train.optimizer == "sgd":
         return keras.optimizers.SGD(schedule, momentum=train.momentum, nesterov=True,
@@ -305,6 +309,12 @@ def _watching_callbacks(config: RunConfig) -> list[keras.callbacks.Callback]:
         callbacks.append(AttentionMaps(
             images, labels, os.path.join(train.model_dir, LOGS_DIR, ATTENTION_LOGS_DIR),
             every_n_epochs=train.attention_maps_every, seed=train.seed))
+    if config.checks_overfitting:
+        images, labels = held_out_batch(data_lib.make_dataset(config.data, "test", training=False))
+        history = read_history(os.path.join(train.model_dir, HISTORY_FILE))
+        callbacks.append(CatastrophicOverfitting(images, labels, check_attack(config.attack),
+                                                 seed=train.seed,
+                                                 previous_accuracy=last_accuracy(history)))
     return callbacks
 
 
@@ -539,6 +549,10 @@ def _train(prepared: PreparedRun, role: WorkerRole, write_dir: str, verbose) -> 
         "precision": {"policy": precision.policy, "reason": precision.reason},
         "final_metrics": last_epoch_metrics(history_rows),
     }
+    overfitting = overfitting_summary(history_rows, check_attack(config.attack),
+                                      min(HELD_OUT_EXAMPLES, prepared.info.num_test))
+    if overfitting is not None:
+        results["catastrophic_overfitting"] = overfitting
     atomic_write_json(os.path.join(model_dir, TRAIN_RESULTS_FILE), results)
     report(summaries.run_summary(model_dir, results))
     return results
