@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from tf_atalp.attacks.base import correct_predictions
 from tf_atalp.attacks.model_fns import inference_logits
-from tf_atalp.evaluation.subset import balanced_subset, select_examples, split_labels
+from tf_atalp.data.subset import balanced_examples
 from tf_atalp.reporting import report
 from tf_atalp.seeds import derive_seed
 
@@ -42,13 +42,8 @@ def check_attack(attack):
 def held_out_batch(dataset: tf.data.Dataset, examples: int = HELD_OUT_EXAMPLES):
     """(images float32 [B, H, W, C], labels int32 [B]): a class-balanced batch of `dataset`
     (batched (images, labels)), B = min(examples, its size); the same on every call."""
-    labels = split_labels(dataset)
-    indices = balanced_subset(labels, examples)
-    images, chosen = [], []
-    for batch_images, batch_labels in select_examples(dataset, indices, len(indices)):
-        images.append(tf.cast(batch_images, tf.float32))
-        chosen.append(tf.cast(batch_labels, tf.int32))
-    return tf.concat(images, axis=0), tf.concat(chosen, axis=0)
+    images, labels, _ = balanced_examples(dataset, examples)
+    return tf.constant(images, tf.float32), tf.constant(labels, tf.int32)
 
 
 def collapsed(previous: float | None, current: float, drop: float = COLLAPSE_DROP) -> bool:
