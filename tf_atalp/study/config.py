@@ -13,6 +13,7 @@ import dataclasses
 import os
 import re
 
+from tf_atalp.attacks.autoattack import COMPONENTS as AUTOATTACK_COMPONENTS
 from tf_atalp.attacks.autoattack import VERSIONS as AUTOATTACK_VERSIONS
 from tf_atalp.protocol.settings import PAPER_SWEEP, STRONG_ITERATIONS
 from tf_atalp.validation import check
@@ -75,6 +76,10 @@ class StudyConfig:
         randomized targets get "rand" (expectation over transformation).
       autoattack_iterations, square_queries: APGD/FAB steps and Square's
         queries in AutoAttack (the reference's 100 and 5000).
+      autoattack_attacks: the attacks of version "custom" (e.g. apgd-ce, fab,
+        square on a 2-class task, where DLR is undefined).
+      rand_attacks: the attacks of version "rand" on randomized targets
+        (empty: AutoAttack's APGD-CE and APGD-DLR).
       max_examples: a class-balanced subset of the test split (None: all).
       eval_batch_size: evaluation batch size.
       eot_samples, random_draws: a randomized target's white-box PGD cells
@@ -98,6 +103,8 @@ class StudyConfig:
     autoattack_version: str = "standard"
     autoattack_iterations: int = 100
     square_queries: int = 5000
+    autoattack_attacks: tuple[str, ...] = ()
+    rand_attacks: tuple[str, ...] = ()
     max_examples: int | None = None
     eval_batch_size: int = 64
     eot_samples: int = 10
@@ -134,10 +141,18 @@ class StudyConfig:
               f"`paper_iterations` must be counts >= 1. Received: {list(self.paper_iterations)}")
         check(self.strong_iterations >= 1,
               f"`strong_iterations` must be >= 1. Received: {self.strong_iterations}")
-        check(self.autoattack_version in AUTOATTACK_VERSIONS
-              and self.autoattack_version != "custom",
-              f"`autoattack_version` must be one of {AUTOATTACK_VERSIONS[:-1]}. Received: "
-              f"{self.autoattack_version!r}")
+        for name in ("autoattack_attacks", "rand_attacks"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+            check(all(a in AUTOATTACK_COMPONENTS for a in getattr(self, name)),
+                  f"`{name}` must be from {AUTOATTACK_COMPONENTS}. Received: "
+                  f"{list(getattr(self, name))}")
+        check(self.autoattack_version in AUTOATTACK_VERSIONS and self.autoattack_version != "rand",
+              f"`autoattack_version` must be one of standard, plus, custom (randomized targets "
+              f"get rand). Received: {self.autoattack_version!r}")
+        check((self.autoattack_version == "custom") == bool(self.autoattack_attacks),
+              "`autoattack_attacks` names the attacks of `autoattack_version='custom'` (and only "
+              f"of it). Received: version={self.autoattack_version!r}, "
+              f"attacks={list(self.autoattack_attacks)}")
         check(self.max_examples is None or self.max_examples >= 1,
               f"`max_examples` must be >= 1. Received: {self.max_examples}")
         for name in ("eval_batch_size", "eot_samples", "random_draws", "bootstrap_samples",

@@ -114,6 +114,7 @@ def autoattack_config(config: StudyConfig, cell: TrainCell, epsilons: tuple[floa
     return EvalConfig(
         model_dir=cell.model_dir, attack="autoattack",
         autoattack_version="rand" if randomized else config.autoattack_version,
+        autoattack_attacks=config.rand_attacks if randomized else config.autoattack_attacks,
         autoattack_iterations=config.autoattack_iterations,
         square_queries=config.square_queries, epsilons=epsilons,
         max_examples=config.max_examples, batch_size=config.eval_batch_size,
@@ -125,6 +126,8 @@ def autoattack_command(evaluation: EvalConfig) -> str:
     """The eval_main command that runs the same AutoAttack."""
     argv = [EVAL_MAIN, f"--model_dir={evaluation.model_dir}", "--attack=autoattack",
             f"--version={evaluation.autoattack_version}",
+            *([f"--autoattack_attacks={','.join(evaluation.autoattack_attacks)}"]
+              if evaluation.autoattack_attacks else []),
             f"--epsilons={','.join(f'{e:g}' for e in evaluation.epsilons)}",
             f"--autoattack_iterations={evaluation.autoattack_iterations}",
             f"--square_queries={evaluation.square_queries}",
@@ -139,6 +142,7 @@ def autoattack_command(evaluation: EvalConfig) -> str:
 
 def autoattack_fingerprint(evaluation: EvalConfig, digest: str) -> dict:
     return {"version": evaluation.autoattack_version, "epsilons": list(evaluation.epsilons),
+            "attacks": list(evaluation.autoattack_attacks),
             "iterations": evaluation.autoattack_iterations,
             "queries": evaluation.square_queries, "max_examples": evaluation.max_examples,
             "batch_size": evaluation.batch_size, "seed": evaluation.seed,

@@ -12,7 +12,6 @@ An entry whose flags set no --defense trains the defense named by its label.
 
 from absl import flags
 
-from tf_atalp.attacks.autoattack import VERSIONS as AUTOATTACK_VERSIONS
 from tf_atalp.evaluation.flags import parse_numbers
 from tf_atalp.protocol.settings import PAPER_SWEEP, STRONG_ITERATIONS
 from tf_atalp.study.config import GRAY_BOX_MODES, Entry, StudyConfig
@@ -47,8 +46,12 @@ def define_study_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       "The paper setting's scored PGD counts.", **define)
     flags.DEFINE_integer("strong_iterations", STRONG_ITERATIONS,
                          "The strong setting's PGD run length.", lower_bound=1, **define)
-    flags.DEFINE_enum("autoattack_version", "standard", list(AUTOATTACK_VERSIONS[:-1]),
+    flags.DEFINE_enum("autoattack_version", "standard", ["standard", "plus", "custom"],
                       "AutoAttack on deterministic targets (randomized ones: rand).", **define)
+    flags.DEFINE_list("autoattack_attacks", [], "The attacks of --autoattack_version=custom "
+                      "(e.g. apgd-ce,fab,square on 2 classes, where DLR is undefined).", **define)
+    flags.DEFINE_list("rand_attacks", [], "The attacks of AutoAttack rand on randomized "
+                      "targets (default: apgd-ce,apgd-dlr).", **define)
     flags.DEFINE_integer("autoattack_iterations", 100, "APGD and FAB steps in AutoAttack.",
                          lower_bound=1, **define)
     flags.DEFINE_integer("square_queries", 5000, "Square's queries in AutoAttack.",
@@ -109,6 +112,7 @@ def study_config_from_flags(f: flags.FlagValues = flags.FLAGS) -> StudyConfig:
         paper_iterations=parse_numbers("paper_iterations", list(f.paper_iterations), int),
         strong_iterations=f.strong_iterations, autoattack_version=f.autoattack_version,
         autoattack_iterations=f.autoattack_iterations, square_queries=f.square_queries,
+        autoattack_attacks=tuple(f.autoattack_attacks), rand_attacks=tuple(f.rand_attacks),
         max_examples=f.max_examples, eval_batch_size=f.eval_batch_size,
         eot_samples=f.eot_samples, random_draws=f.random_draws, figure_seed=f.figure_seed,
         bootstrap_samples=f.bootstrap_samples)

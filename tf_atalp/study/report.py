@@ -316,10 +316,14 @@ def _markdown(study, results, spreads, columns, records, flagfile_text) -> str:
                  f"`{c.label}` ({c.run_config.model.architecture}-{c.run_config.model.depth}, "
                  f"{c.defense})" for c in study.train_cells if c.role != TARGET)
              + "; an image counts as robust only if it survives every source.",
-             "- White-box: AutoAttack (" + config.autoattack_version + f", {config.autoattack_iterations} "
-             f"APGD/FAB steps, {config.square_queries} Square queries; randomized targets: "
-             "version rand, EoT over 20 draws), the paper's PGD and the strong PGD; an image "
-             "counts as robust only if it survives all of them (the headline).",
+             "- White-box: AutoAttack (" + config.autoattack_version
+             + (f": {', '.join(config.autoattack_attacks)}" if config.autoattack_attacks else "")
+             + f", {config.autoattack_iterations} APGD/FAB steps, {config.square_queries} "
+             "Square queries; randomized targets: version rand ("
+             + (", ".join(config.rand_attacks) or "apgd-ce, apgd-dlr")
+             + f") with expectation over {config.eot_samples} draws), the paper's PGD and the "
+             "strong PGD; an image counts as robust only if it survives all of them (the "
+             "headline).",
              "- Transfer PGD settings: **paper** (L-inf PGD on the cross-entropy, step 1/256, "
              f"from the clean image, one run of {max(config.paper_iterations)} steps scored "
              f"after {', '.join(map(str, config.paper_iterations))}; 1 restart) and "
@@ -333,8 +337,8 @@ def _markdown(study, results, spreads, columns, records, flagfile_text) -> str:
              "```", " ".join(config.train_flags), "```", "",
              "and per entry:", "", "| entry | flags |", "|---|---|"]
     lines += [f"| {e.label} | `{' '.join(e.flags)}` |" for e in config.entries + config.black_box]
-    lines += ["", "## Table 1 in the paper's layout (PGD-200, step 1/256, from the clean "
-              "image)", "", _markdown_table(labels, [CLEAN] + columns["paper"], spreads), ""]
+    lines += ["", f"## Table 1 in the paper's layout (PGD-{max(config.paper_iterations)}, step "
+              "1/256, from the clean image)", "", _markdown_table(labels, [CLEAN] + columns["paper"], spreads), ""]
     lines += ["## Table 1 with the strongest attack of each threat model", "",
               _markdown_table(labels, columns["headline"], spreads), "",
               "AutoAttack alone:", "", _markdown_table(labels, columns["autoattack"], spreads),
