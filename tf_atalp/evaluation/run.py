@@ -14,8 +14,8 @@ from tf_atalp.evaluation.autoattack_run import evaluate_autoattack
 from tf_atalp.evaluation.loading import load_model
 from tf_atalp.evaluation.preparation import PreparedEvaluation
 from tf_atalp.evaluation.results import (
-    average_over_draws, randomized_section, results_document, robust_accuracy, weak_cells,
-    write_results)
+    WHITE_BOX, average_over_draws, randomized_section, results_document, robust_accuracy,
+    weak_cells, write_results)
 from tf_atalp.evaluation.robustness import evaluate_robustness
 from tf_atalp.evaluation.sanity import sanity_checks
 from tf_atalp.evaluation.transfer import SOURCE, evaluate_transfer
@@ -84,7 +84,7 @@ def _transfer(prepared: PreparedEvaluation, model, description: dict, dataset):
                for attack in prepared.attacks()]
     result = evaluate_transfer(source, {TARGET: model}, dataset,
                                attacks, record_at=config.iterations, seed=config.seed)
-    source_description["white_box"] = robust_accuracy(result["models"][SOURCE])
+    source_description[WHITE_BOX] = robust_accuracy(result["models"][SOURCE])
     return result["models"][TARGET], source_description
 
 

@@ -14,6 +14,8 @@ import json
 import math
 import os
 
+from tf_atalp.evaluation.results import WHITE_BOX
+
 FLAG = "transfer_beats_white_box"
 
 
@@ -56,7 +58,7 @@ def transfer_flags(autoattack_runs: list, protocol: dict, model_path: str,
     notes = []
     for run in autoattack_runs:
         series = [s for s in protocol["series"]
-                  if s.get("target") == name and s.get("threat_model") != "white_box"
+                  if s.get("target") == name and s.get("threat_model") != WHITE_BOX
                   and math.isclose(s["epsilon"], run["epsilon"], rel_tol=1e-6)]
         same_size = [s for s in series if s.get("num_examples") == num_examples]
         if not same_size:

@@ -22,13 +22,14 @@ from tf_atalp.analysis.attention_figure import (
 from tf_atalp.analysis.key_regions import KeyRegionTally
 from tf_atalp.analysis.loss_landscape import loss_landscape
 from tf_atalp.attacks.model_fns import inference_logits
+from tf_atalp.evaluation.results import BLACK_BOX, GRAY_BOX, WHITE_BOX
 from tf_atalp.models.outputs import features_of
 from tf_atalp.protocol.figures import plot_attention_grid, plot_loss_landscapes, plot_sweep
 from tf_atalp.protocol.models import BLACK_BOX_SOURCE, GRAY_BOX_SOURCE
 from tf_atalp.protocol.tables import SINGLE_STEP_KIND, TRANSFER_KIND
 
 TENSORBOARD_DIR = "tensorboard"
-THREAT_ORDER = {"gray_box": 0, "black_box": 1, "white_box": 2}
+THREAT_ORDER = {GRAY_BOX: 0, BLACK_BOX: 1, WHITE_BOX: 2}
 
 
 def has_features(model) -> bool:
