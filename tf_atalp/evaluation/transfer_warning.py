@@ -1,11 +1,12 @@
-"""The masking flag "transfer beats white-box": a protocol run's transfer numbers against AutoAttack.
+"""The warning "transfer beats white-box": a protocol run's transfer numbers against AutoAttack.
 
 A transfer attack crafts its images on another network, so on the target it
 can only be weaker than a good white-box attack on the target itself. Where
 a transfer series of `eval_main.py --protocol=paper` leaves fewer of the
 same examples robust than white-box AutoAttack did, the target's own
 gradients mislead the white-box attacks (Carlini et al. 2019, sec. 5;
-Athalye et al. 2018): the flag says so.
+Athalye et al. 2018): a gradient-masking flag on the AutoAttack run says so
+beside AutoAttack's own (`tf_atalp.attacks.autoattack.masking_flags`).
 
     eval_main.py --attack=autoattack --model_dir=M --transfer_results=<protocol_results.json>
 """
@@ -44,8 +45,8 @@ def target_name(protocol: dict, model_path: str) -> str | None:
     return None
 
 
-def transfer_flags(autoattack_runs: list, protocol: dict, model_path: str,
-                   num_examples: int) -> list[str]:
+def flag_transfer_beats_white_box(autoattack_runs: list, protocol: dict, model_path: str,
+                                  num_examples: int) -> list[str]:
     """Adds the flag to every AutoAttack run (one per epsilon) that a transfer series beats.
 
     Compares robust counts on the same number of examples at the same
