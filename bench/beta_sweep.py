@@ -13,7 +13,7 @@ import time
 
 from absl import app, flags
 
-import common  # noqa: F401  (puts the project on sys.path)
+import harness  # first: it puts the project on sys.path
 import keras
 
 from tf_atalp.attacks import PGDConfig
@@ -86,7 +86,7 @@ def main(argv):
             results["runs"][key] = train_and_measure(model_name, defense, data, FLAGS.epsilon,
                                                      FLAGS.epochs)
             print(f"{key:32s} {results['runs'][key]}", flush=True)
-    print("wrote", common.write_results("beta_sweep", "python bench/beta_sweep.py", results))
+    print("wrote", harness.write_results("beta_sweep", "python bench/beta_sweep.py", results))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import time
 
 from absl import app, flags
 
-import common  # noqa: F401  (puts the project on sys.path)
+import harness  # first: it puts the project on sys.path
 import crosscheck_twin
 import keras
 import numpy as np
@@ -42,7 +42,7 @@ from tf_atalp.training import AdversarialTrainer
 
 ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square", "autoattack-standard")
 
-flags.DEFINE_string("data_dir", common.shared_data("flowers17"), "The 17 Flowers folder.")
+flags.DEFINE_string("data_dir", harness.shared_data("flowers17"), "The 17 Flowers folder.")
 flags.DEFINE_list("epsilons", ["4/255", "8/255"], "L-inf radii (fractions allowed).")
 flags.DEFINE_integer("train_per_class", 48, "Training images per class (the first ones); "
                      "the remaining 32 per class are attacked.")
@@ -240,7 +240,7 @@ def add_row(results, row, command):
               f"{theirs_['robust_accuracy']:6.2f}  diff {row['difference_points']:+.2f}  "
               f"({ours_['seconds']} s vs {theirs_['seconds']} s)"
               f"{'' if row['within_goal'] else '  OUTSIDE 1.5 POINTS'}", flush=True)
-    common.write_results(FLAGS.results_name, command, results)
+    harness.write_results(FLAGS.results_name, command, results)
 
 
 if __name__ == "__main__":

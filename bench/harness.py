@@ -1,4 +1,4 @@
-"""What every comparison of `bench/run.py` shares: settings, timing, entries, the results file.
+"""What every benchmark shares: settings, timing, entries, the machine, the results files.
 
 A comparison module exposes `NAME`, `DESCRIPTION`, `ESTIMATED_SECONDS` (quick, full)
 and `run(settings) -> list[dict]`, each dict made by `entry(...)`: one
@@ -8,6 +8,10 @@ Timing rules (`time_alternating`): every variant is called once first (trace,
 compile, caches), then the variants are run in turn, round after round, so
 background load hits them alike; the figure is the median over rounds of the
 mean time of `reps` calls. Nothing is timed while another thing runs.
+
+The single scripts (beta_sweep.py, crosscheck_autoattack.py, ...) write
+bench/results/<name>.json with `write_results`; `shared_data` finds the real
+images.
 
 This module imports no TensorFlow, so `run.py --help` and the bench tests
 stay fast; `machine()` imports it when asked.
@@ -34,6 +38,7 @@ if BENCH_DIR not in sys.path:
     sys.path.insert(0, BENCH_DIR)
 
 RESULTS_PATH = os.path.join(BENCH_DIR, "results.json")
+RESULTS_DIR = os.path.join(BENCH_DIR, "results")  # the single scripts' <name>.json files
 SCHEMA_VERSION = 1
 QUICK, FULL = "quick", "full"
 
@@ -76,12 +81,16 @@ class Settings:
                 for key, value in dataclasses.asdict(self).items()}
 
 
+def shared_data(name: str) -> str:
+    """`<project root>/../shared/data/<name>`, the read-only real data."""
+    return os.path.normpath(os.path.join(ROOT, os.pardir, "shared", "data", name))
+
+
 def settings_for(mode: str, data_dir: str | None = None) -> Settings:
     """The settings of `mode` ("quick": minutes on 2 cores; "full": the README's table)."""
     if mode not in (QUICK, FULL):
         raise ValueError(f"`mode` must be one of {(QUICK, FULL)}. Received: mode={mode!r}")
-    data_dir = data_dir or os.path.normpath(
-        os.path.join(ROOT, os.pardir, "shared", "data", "flowers17"))
+    data_dir = data_dir or shared_data("flowers17")
     if mode == QUICK:
         return Settings(mode=QUICK, data_dir=data_dir)
     return Settings(mode=FULL, image_size=64, rounds=7, reps=3, eval_examples=512,
@@ -260,6 +269,16 @@ def write_document(path: str, document: dict) -> None:
     from tf_atalp.io_utils import atomic_write_json
 
     atomic_write_json(path, document)
+
+
+def write_results(name: str, command: str, results: dict) -> str:
+    """Writes a single script's bench/results/<name>.json with `machine()`; returns the path."""
+    document = {
+        "benchmark": name, "command": command, "results": results, "machine": machine(),
+        "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    path = os.path.join(RESULTS_DIR, f"{name}.json")
+    write_document(path, document)
+    return path
 
 
 def format_value(value: float | None, unit: str) -> str:

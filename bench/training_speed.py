@@ -13,7 +13,7 @@ import time
 
 from absl import app, flags
 
-import common  # noqa: F401  (puts the project on sys.path)
+import harness  # first: it puts the project on sys.path
 import keras
 import numpy as np
 
@@ -70,7 +70,7 @@ def main(argv):
         results["variants"][name] = {"median_seconds_per_step": round(median, 4),
                                      "speedup_vs_float32_no_jit": round(baseline / median, 2)}
         print(f"{name:36s} {median * 1000:8.1f} ms/step   x{baseline / median:.2f}")
-    print("wrote", common.write_results("training_speed", "python bench/training_speed.py",
+    print("wrote", harness.write_results("training_speed", "python bench/training_speed.py",
                                         results))
 
 

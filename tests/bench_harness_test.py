@@ -5,6 +5,7 @@ import os
 import sys
 import tempfile
 import unittest
+from unittest import mock
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "bench"))
@@ -127,6 +128,25 @@ class SettingsAndSelectionTest(unittest.TestCase):
             with contextlib.redirect_stdout(printed):
                 self.assertEqual(bench_run.main(["--markdown", f"--output={path}"]), 0)
             self.assertIn("| sweep/x | s: 2.00 s/step | r: 1.00 s/step | 2 |", printed.getvalue())
+
+    def test_the_default_images_are_the_shared_flowers(self):
+        data_dir = harness.settings_for("quick").data_dir
+        self.assertEqual(data_dir, harness.shared_data("flowers17"))
+        self.assertEqual(data_dir, os.path.join(os.path.dirname(harness.ROOT), "shared", "data",
+                                                "flowers17"))
+
+    def test_a_single_scripts_results_file_holds_the_machine(self):
+        with tempfile.TemporaryDirectory() as folder, \
+                mock.patch.object(harness, "RESULTS_DIR", folder), \
+                mock.patch.object(harness, "machine", return_value=MACHINE):
+            path = harness.write_results("probe", "python bench/probe.py", {"x": 1})
+            self.assertEqual(path, os.path.join(folder, "probe.json"))
+            with open(path) as f:
+                written = json.load(f)
+        self.assertEqual({k: written[k] for k in ("benchmark", "command", "results", "machine")},
+                         {"benchmark": "probe", "command": "python bench/probe.py",
+                          "results": {"x": 1}, "machine": MACHINE})
+        self.assertIn("utc", written)
 
     def test_every_benchmark_module_exists(self):
         for module in bench_run.BENCHMARKS.values():

@@ -1,4 +1,4 @@
-"""Tests of tf_atalp.evaluation.results: the JSON document, its atomic write, the table."""
+"""Tests of tf_atalp.evaluation.results: the JSON document and its atomic write."""
 
 import datetime
 import json
@@ -9,15 +9,11 @@ import tensorflow as tf
 
 import tf_atalp
 from tests.evaluation_fixtures import temporary_folder
-from tf_atalp.attacks import PGD, Restarts
-from tf_atalp.evaluation import format_table, results_document, write_results
+from tests.results_fixtures import document, evaluation, two_draws
+from tf_atalp.attacks import Restarts
+from tf_atalp.evaluation import results_document, write_results
 from tf_atalp.evaluation.results import (
     average_over_draws, can_reach_boundary, randomized_section, weak_cells)
-
-
-def pgd_attack(*args, restarts=1, **kwargs):
-    """A PGD attack with `restarts` random starts (an example must survive them all)."""
-    return Restarts(PGD(*args, **kwargs), restarts)
 
 
 POINT_KEYS = {
@@ -25,30 +21,6 @@ POINT_KEYS = {
     "random_start", "restarts", "objective", "batchnorm_training", "accuracy", "correct",
     "worst_iterate_accuracy", "worst_iterate_correct", "num_examples", "can_reach_boundary",
     "attack_settings"}
-
-
-def evaluation(n=20):
-    """An `evaluate_robustness` result for two epsilons, counts 10 and 20."""
-    def attack_result(epsilon, correct, worst):
-        return {"attack": pgd_attack(epsilon, 1 / 256, 20, restarts=2), "record_at": [10, 20],
-                "correct": correct, "accuracy": [c / n for c in correct],
-                "worst_iterate_correct": worst, "worst_iterate_accuracy": [w / n for w in worst],
-                "per_class_correct": [correct[-1], 0], "per_class_worst_iterate_correct":
-                [worst[-1], 0]}
-    return {"num_examples": n, "clean_correct": 15, "clean_accuracy": 15 / n,
-            "per_class": {"num_examples": [n, 0], "clean_correct": [15, 0]},
-            "attacks": [attack_result(0.25, [8, 9], [8, 7]), attack_result(0.5, [3, 2], [2, 1])],
-            "worst_case": [{"epsilon": 0.25, "attacks": [0], "robust_correct": 7,
-                            "robust_accuracy": 7 / n},
-                           {"epsilon": 0.5, "attacks": [1], "robust_correct": 1,
-                            "robust_accuracy": 1 / n}]}
-
-
-def document(**kwargs):
-    return results_document(
-        evaluation(), dataset={"name": "synthetic", "split": "test"},
-        model={"path": "/runs/a", "format": "keras", "defense": "at_alp"},
-        command=["eval_main.py", "--model_dir=/runs/a"], **kwargs)
 
 
 class ResultsDocumentTest(tf.test.TestCase):
@@ -78,7 +50,7 @@ class ResultsDocumentTest(tf.test.TestCase):
         self.assertEqual([(r["epsilon"], r["robust_correct"]) for r in robust],
                          [(0.25, 7), (0.5, 1)])
         self.assertEqual(robust[0]["attacks"][0]["attack"], "pgd")
-        self.assertIn("epsilon 0.25: 0.3500 (7/20)", format_table(document()))
+
     def test_points_that_cannot_reach_the_boundary_are_marked(self):
         # Step 1/256: 10 and 20 steps move a pixel at most 10/256 and 20/256 < 0.25.
         for point in document()["results"]:
@@ -87,9 +59,6 @@ class ResultsDocumentTest(tf.test.TestCase):
         self.assertFalse(can_reach_boundary(0.25, 1 / 256, 63))
         self.assertEqual(weak_cells([8 / 256, 0.25], 1 / 256, [5, 10, 100]),
                          [(8 / 256, 5), (0.25, 5), (0.25, 10)])
-        table = format_table(document())
-        self.assertIn("0.4500*", table)
-        self.assertIn("cannot reach the epsilon boundary", table)
 
     def test_per_class_accuracy_with_names_and_empty_classes(self):
         per_class = document(class_names=["cat", "dog"])["per_class"]
@@ -120,17 +89,8 @@ class ResultsDocumentTest(tf.test.TestCase):
 
 class RandomDrawsTest(tf.test.TestCase):
 
-    def two_draws(self):
-        first, second = evaluation(), evaluation()
-        second["clean_correct"], second["clean_accuracy"] = 13, 13 / 20
-        second["attacks"][0]["correct"] = [6, 5]
-        second["attacks"][0]["accuracy"] = [6 / 20, 5 / 20]
-        second["worst_case"][0]["robust_correct"] = 3
-        second["worst_case"][0]["robust_accuracy"] = 3 / 20
-        return [first, second]
-
     def test_average_is_the_mean_of_every_count_and_accuracy(self):
-        averaged = average_over_draws(self.two_draws())
+        averaged = average_over_draws(two_draws())
         self.assertEqual(averaged["clean_correct"], 14)
         self.assertAllClose(averaged["clean_accuracy"], 14 / 20)
         self.assertEqual(averaged["attacks"][0]["correct"], [7, 7])
@@ -142,7 +102,7 @@ class RandomDrawsTest(tf.test.TestCase):
                       Restarts)
 
     def test_section_reports_mean_spread_and_values(self):
-        section = randomized_section(self.two_draws(), "noise", eot_samples=30)
+        section = randomized_section(two_draws(), "noise", eot_samples=30)
         self.assertEqual((section["eot_samples"], section["random_draws"]), (30, 2))
         self.assertAllClose(section["clean_accuracy"]["mean"], 0.7)
         self.assertAllClose(section["clean_accuracy"]["std"], 0.05)  # population std of .75, .65
@@ -151,18 +111,14 @@ class RandomDrawsTest(tf.test.TestCase):
         self.assertAllClose(robust["values"], [0.35, 0.15])
         self.assertAllClose(robust["std"], 0.1)
 
-    def test_document_and_table_of_a_randomized_model(self):
-        draws = self.two_draws()
+    def test_document_of_a_randomized_model(self):
+        draws = two_draws()
         doc = results_document(
             average_over_draws(draws), dataset={"name": "synthetic", "split": "test"},
             model={"path": "/runs/a", "format": "keras"}, command=["eval_main.py"],
             randomized=randomized_section(draws, "noise on every call", eot_samples=30))
         self.assertEqual(doc["randomized"]["randomization"], "noise on every call")
         self.assertIn("randomized", doc["definitions"])
-        table = format_table(doc)
-        self.assertIn("Randomized model (noise on every call)", table)
-        self.assertIn("averages 30 draws (EoT)", table)
-        self.assertIn("epsilon 0.25: 0.2500 (5/20), std 0.1000 over repetitions", table)
         self.assertIsNone(document()["randomized"])
 
     def test_draws_of_different_sizes_are_refused(self):
@@ -199,29 +155,6 @@ class WriteResultsTest(tf.test.TestCase):
         with open(self.path) as f:
             self.assertEqual(json.load(f)["clean_correct"], 15)
         self.assertEqual(os.listdir(self.folder), ["eval_results.json"])
-
-
-class FormatTableTest(tf.test.TestCase):
-
-    def test_table_rows_are_epsilons_and_columns_are_counts_then_worst_iterate(self):
-        lines = format_table(document()).splitlines()
-        self.assertIn("Clean accuracy: 0.7500 (15/20)", lines)
-        self.assertIn("Data: synthetic test split, 20 examples", lines)
-        self.assertIn("Model: /runs/a (keras, defense at_alp)", lines)
-        header = lines.index("epsilon        10       20  worst-iterate")
-        self.assertIn("white-box L-inf PGD", lines[header - 1])
-        self.assertIn("step size 0.00390625", lines[header - 1])
-        self.assertIn("2 restart(s)", lines[header - 1])
-        # Starred: 10 and 20 steps of 1/256 cannot reach epsilon 0.25 or 0.5.
-        self.assertEqual(lines[header + 1].split(), ["0.25", "0.4000*", "0.4500*", "0.3500"])
-        self.assertEqual(lines[header + 2].split(), ["0.5", "0.1500*", "0.1000*", "0.0500"])
-
-    def test_attacks_with_other_settings_get_their_own_table(self):
-        doc = document()
-        doc["results"][2]["step_size"] = doc["results"][3]["step_size"] = 0.01
-        text = format_table(doc)
-        self.assertEqual(text.count("worst-iterate"), 2)
-        self.assertIn("step size 0.01,", text)
 
 
 if __name__ == "__main__":

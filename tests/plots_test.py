@@ -8,7 +8,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from tests.evaluation_fixtures import temporary_folder
-from tf_atalp.model_dir import ROBUST_ACCURACY_FILE
+from tf_atalp.model_dir import ROBUST_ACCURACY_FILE, RUN_CONFIG_FILE
 from tf_atalp.plots import (
     plot_accuracy_vs_steps, plot_training_curves, read_history, training_curves_figure)
 
@@ -31,11 +31,23 @@ ROBUST_RECORD = {"name": "val_robust_accuracy", "attack": {
     "subset": {"num_examples": 256, "split_size": 272, "per_class": {"a": 128, "b": 128}}}
 
 
+# Every loss term the three defenses log, an accuracy and a column that is no loss term.
+TERMS_HISTORY = (
+    "epoch,loss,ce,alp,at,input_gradient,members_ce,negative_entropy,negative_log_det,"
+    "clean_accuracy,epoch_seconds,val_loss\n"
+    "1,2.0,1.0,0.5,0.25,0.1,1.5,-0.5,-0.2,0.3,12.0,1.9\n"
+    "2,1.5,0.8,0.4,0.2,0.05,1.2,-0.6,-0.3,0.4,11.0,1.6\n")
+
+
+def panel_lines(axes):
+    """{legend label: (epochs, values)} of one panel."""
+    return {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
+            for line in axes.lines}
+
+
 def accuracy_lines(figure):
     """{legend label: (epochs, values)} of the accuracies panel."""
-    _, accuracies = figure.axes
-    return {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
-            for line in accuracies.lines}
+    return panel_lines(figure.axes[1])
 
 
 def results_document(epsilons=(2 / 255, 8 / 255), steps=(10, 20, 50)):
@@ -102,10 +114,30 @@ class PlotsTest(tf.test.TestCase, parameterized.TestCase):
         lines = accuracy_lines(training_curves_figure(self.write("history.csv", ROBUST_HISTORY)))
         self.assertIn("val_robust_accuracy", lines)
 
-    def test_read_history_keeps_known_numeric_cells(self):
+    def test_read_history_keeps_every_numeric_cell(self):
         path = self.write("history.csv",
                           "epoch,loss,val_loss,lr,note\n1,2.0,,0.1,x\n2,1.5,oops,0.1,y\nz,1,1,1,1\n")
-        self.assertEqual(read_history(path), {"loss": [(1.0, 2.0), (2.0, 1.5)]})
+        self.assertEqual(read_history(path), {"loss": [(1.0, 2.0), (2.0, 1.5)],
+                                              "lr": [(1.0, 0.1), (2.0, 0.1)]})
+
+    @parameterized.named_parameters(
+        ("at_alp", {"name": "at_alp"}, ["ce", "alp", "at"]),
+        ("igr", {"name": "igr", "igr_lambda": 100.0}, ["ce", "input_gradient"]),
+        ("adp", {"name": "adp", "members": 3},
+         ["members_ce", "negative_entropy", "negative_log_det"]),
+        ("adp_without_entropy", {"name": "adp", "entropy_weight": 0.0},
+         ["members_ce", "negative_log_det"]))
+    def test_losses_panel_draws_the_loss_terms_of_the_runs_defense(self, defense, terms):
+        history = self.write("history.csv", TERMS_HISTORY)
+        self.write(RUN_CONFIG_FILE, json.dumps({"defense": defense}))
+        lines = panel_lines(training_curves_figure(history).axes[0])
+        self.assertEqual(list(lines), ["loss", *terms, "val_loss"])
+        self.assertEqual(lines[terms[-1]][0], [1.0, 2.0])
+
+    def test_without_a_run_config_the_losses_panel_draws_the_totals(self):
+        lines = panel_lines(training_curves_figure(self.write("history.csv", TERMS_HISTORY))
+                            .axes[0])
+        self.assertEqual(list(lines), ["loss", "val_loss"])
 
     def test_training_curves_replace_an_existing_png(self):
         output = self.write("curves.png", "old")

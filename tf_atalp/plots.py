@@ -5,6 +5,7 @@ matplotlib backend and pyplot state are left alone. Every PNG is rendered to
 a temporary file in the target folder and renamed into place.
 """
 
+import json
 import math
 import os
 
@@ -12,12 +13,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from tf_atalp.defenses import defense_from_config
 from tf_atalp.io_utils import atomic_save
+from tf_atalp.model_dir import RUN_CONFIG_FILE
 from tf_atalp.model_dir import read_history as read_history_rows
 from tf_atalp.model_dir import read_robust_accuracy_record
 
-# history.csv columns (Keras CSVLogger of the trainer) drawn in each panel, in order.
-LOSS_COLUMNS = ("loss", "ce", "alp", "at", "val_loss")
+# history.csv columns (Keras CSVLogger of the trainer) drawn in each panel, in order; the
+# losses panel draws the run's loss terms between the two (`loss_columns`).
+TOTAL_LOSS_COLUMNS = ("loss", "val_loss")
 ROBUST_ACCURACY_COLUMN = "val_robust_accuracy"  # the RobustAccuracy callback's
 ACCURACY_COLUMNS = ("clean_accuracy", "adversarial_accuracy", "val_clean_accuracy",
                     ROBUST_ACCURACY_COLUMN, "val_adversarial_accuracy")
@@ -25,11 +29,26 @@ EPOCH_COLUMN = "epoch"
 DPI = 120  # figure sizes are in inches; PNG pixels = inches * DPI
 
 
-def read_history(history_csv: str) -> dict[str, list[tuple[float, float]]]:
-    """{column: [(epoch, value), ...]} of the known columns of a Keras CSVLogger file.
+def loss_columns(folder: str) -> tuple[str, ...]:
+    """The losses panel's columns: "loss", each loss term of the run in `folder`, "val_loss".
 
-    Unknown columns, and empty or non-numeric cells, are left out; a row
-    without a numeric epoch is skipped.
+    The terms are those of the defense in `folder`'s run_config.json (the
+    trainer logs each term under its name: "ce", "alp", "at" for at_alp,
+    "input_gradient" for igr, ...); without that file, none.
+    """
+    path = os.path.join(folder, RUN_CONFIG_FILE)
+    if not os.path.isfile(path):
+        return TOTAL_LOSS_COLUMNS
+    with open(path) as f:
+        terms = defense_from_config(json.load(f)["defense"]).term_names
+    return (TOTAL_LOSS_COLUMNS[0], *terms, TOTAL_LOSS_COLUMNS[1])
+
+
+def read_history(history_csv: str) -> dict[str, list[tuple[float, float]]]:
+    """{column: [(epoch, value), ...]} of every column of a Keras CSVLogger file.
+
+    Empty or non-numeric cells are left out (and a column with none left);
+    a row without a numeric epoch is skipped.
 
     Raises:
       ValueError: the file is missing or has no rows.
@@ -44,8 +63,8 @@ def read_history(history_csv: str) -> dict[str, list[tuple[float, float]]]:
         epoch = _number(row.get(EPOCH_COLUMN))
         if epoch is None:
             continue
-        for column in LOSS_COLUMNS + ACCURACY_COLUMNS:
-            value = _number(row.get(column))
+        for column, cell in row.items():
+            value = None if column in (EPOCH_COLUMN, None) else _number(cell)
             if value is not None:
                 series.setdefault(column, []).append((epoch, value))
     return series
@@ -62,8 +81,9 @@ def _number(cell) -> float | None:
 def plot_training_curves(history_csv: str, output_png: str) -> str:
     """Draws a history.csv as two panels, losses and accuracies, against epoch.
 
-    The losses panel shows the train loss, its terms (ce, alp, at) and
-    val_loss; the accuracies panel the train and val clean/adversarial
+    The losses panel shows the train loss, its terms (`loss_columns`: the
+    defense's, from run_config.json beside history.csv) and val_loss; the
+    accuracies panel the train and val clean/adversarial
     accuracy and the RobustAccuracy callback's val_robust_accuracy
     (fractions in [0, 1]; its legend names the attack and the image count
     when its record, `ROBUST_ACCURACY_FILE`, lies beside history.csv). The x
@@ -79,11 +99,11 @@ def plot_training_curves(history_csv: str, output_png: str) -> str:
 def training_curves_figure(history_csv: str) -> Figure:
     """The Figure `plot_training_curves` draws (axes: losses, accuracies)."""
     series = read_history(history_csv)
-    labels = {ROBUST_ACCURACY_COLUMN: robust_accuracy_label(
-        read_robust_accuracy_record(os.path.dirname(os.path.abspath(history_csv))))}
+    folder = os.path.dirname(os.path.abspath(history_csv))
+    labels = {ROBUST_ACCURACY_COLUMN: robust_accuracy_label(read_robust_accuracy_record(folder))}
     figure = Figure(figsize=(11, 4.5), dpi=DPI, layout="constrained")
     losses, accuracies = figure.subplots(1, 2)
-    for axes, columns, title in ((losses, LOSS_COLUMNS, "Losses"),
+    for axes, columns, title in ((losses, loss_columns(folder), "Losses"),
                                  (accuracies, ACCURACY_COLUMNS, "Accuracies")):
         colors = {}  # a train metric and its val_ twin share a color
         for column in columns:

@@ -3,9 +3,10 @@
 For each image a binary mask marks its key (discriminative) regions; masks
 live in a folder that mirrors the image folder (`<masks_dir>/<class>/<name>`
 with any image extension; nonzero pixels are key). The activation of a
-conv group on an image is its attention map F(A) = mean_c |A_c|^2 ([h, w]),
-upsampled bilinearly to the image size S x S and NORMALISED BY ITS MAXIMUM
-over the image (so 1 is the most active position, 0 none). The key-region
+conv group on an image is its attention map F(A) = mean_c |A_c|^2 ([h, w],
+`attention_maps.group_attention`), upsampled bilinearly to the image size
+S x S and NORMALISED BY ITS MAXIMUM over the image (so 1 is the most active
+position, 0 none). The key-region
 activation is the mean of that normalised map over the mask's pixels: 1 when
 the network is most active everywhere inside the key regions. Table 2
 averages it over the test images (and over the conv groups for one number).
@@ -16,10 +17,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from tf_atalp.analysis.attention_maps import group_attention
 from tf_atalp.data.images import decode_image_file, fit_image
 from tf_atalp.data.listing import IMAGE_EXTENSIONS
-from tf_atalp.losses import attention_map
-from tf_atalp.models.outputs import features_of
 
 
 def mask_path(image_path: str, images_root: str, masks_root: str) -> str:
@@ -53,14 +53,6 @@ def load_masks(image_paths, images_root: str, masks_root: str, image_size: int,
             raise ValueError(f"The mask {path!r} marks no key pixel (all pixels <= 127).")
         masks.append(mask)
     return np.stack(masks)
-
-
-def group_attention(network, images) -> dict[str, tf.Tensor]:
-    """{group: float32 [N, h, w] attention map F(A)} of the network's feature outputs."""
-    features = features_of(network(tf.convert_to_tensor(images, tf.float32), training=False))
-    if not features:
-        raise ValueError("The network has no feature outputs to take attention maps of.")
-    return {name: attention_map(value) for name, value in features.items()}
 
 
 def max_normalised(maps: tf.Tensor, image_size: int) -> tf.Tensor:

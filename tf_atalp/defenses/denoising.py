@@ -23,6 +23,7 @@ from tf_atalp.defenses.base import Defense
 from tf_atalp.defenses.terms import ADVERSARIAL, CrossEntropyTerm
 from tf_atalp.models.denoising import NONLOCAL_MODES
 from tf_atalp.models.heads import GROUP_NAMES
+from tf_atalp.validation import check
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,13 +44,13 @@ class FeatureDenoising(Defense):
 
     def __post_init__(self):
         groups = tuple(self.denoise_groups)
-        if not groups or not set(groups) <= set(GROUP_NAMES):
-            raise ValueError(f"`denoise_groups` must be a non-empty subset of {GROUP_NAMES}. "
-                             f"Received: denoise_groups={list(groups)}")
+        check(bool(groups) and set(groups) <= set(GROUP_NAMES),
+              f"`denoise_groups` must be a non-empty subset of {GROUP_NAMES}. "
+              f"Received: denoise_groups={list(groups)}")
         object.__setattr__(self, "denoise_groups", groups)
-        if self.denoise_mode not in NONLOCAL_MODES:
-            raise ValueError(f"`denoise_mode` must be one of {NONLOCAL_MODES}. "
-                             f"Received: denoise_mode={self.denoise_mode!r}")
+        check(self.denoise_mode in NONLOCAL_MODES,
+              f"`denoise_mode` must be one of {NONLOCAL_MODES}. "
+              f"Received: denoise_mode={self.denoise_mode!r}")
         super().__post_init__()
 
     def loss_terms(self):

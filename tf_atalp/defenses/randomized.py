@@ -33,6 +33,7 @@ from tf_atalp.defenses.base import Defense
 from tf_atalp.defenses.terms import ADVERSARIAL, CLEAN, CrossEntropyTerm
 from tf_atalp.models.layers import NOISE_DISTRIBUTIONS
 from tf_atalp.models.randomization import DEFAULT_SIZE_RATIO, INTERPOLATIONS, randomized_model
+from tf_atalp.validation import check
 
 DEFAULT_NOISE_DISTRIBUTION = "uniform"
 DEFAULT_NOISE_SCALE = 8 / 256
@@ -56,12 +57,11 @@ class RandomizedAdversarialTraining(Defense):
     ce_on: str = ADVERSARIAL
 
     def __post_init__(self):
-        if self.noise_distribution not in NOISE_DISTRIBUTIONS:
-            raise ValueError(f"`noise_distribution` must be one of {NOISE_DISTRIBUTIONS}. "
-                             f"Received: noise_distribution={self.noise_distribution!r}")
-        if not 0 < self.noise_scale <= 1:
-            raise ValueError(f"`noise_scale` must be in (0, 1]. "
-                             f"Received: noise_scale={self.noise_scale}")
+        check(self.noise_distribution in NOISE_DISTRIBUTIONS,
+              f"`noise_distribution` must be one of {NOISE_DISTRIBUTIONS}. "
+              f"Received: noise_distribution={self.noise_distribution!r}")
+        check(0 < self.noise_scale <= 1,
+              f"`noise_scale` must be in (0, 1]. Received: noise_scale={self.noise_scale}")
         super().__post_init__()
 
     def loss_terms(self):
@@ -94,11 +94,11 @@ class Randomization(Defense):
     ce_on: str = ADVERSARIAL
 
     def __post_init__(self):
-        if not self.size_ratio > 1:
-            raise ValueError(f"`size_ratio` must be > 1. Received: size_ratio={self.size_ratio}")
-        if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"`interpolation` must be one of {INTERPOLATIONS}. "
-                             f"Received: interpolation={self.interpolation!r}")
+        check(self.size_ratio > 1,
+              f"`size_ratio` must be > 1. Received: size_ratio={self.size_ratio}")
+        check(self.interpolation in INTERPOLATIONS,
+              f"`interpolation` must be one of {INTERPOLATIONS}. "
+              f"Received: interpolation={self.interpolation!r}")
         super().__post_init__()
 
     @property

@@ -13,7 +13,8 @@ from tf_atalp.evaluation.config import EvalConfig
 from tf_atalp.evaluation.loading import ModelSource, find_model, load_model, load_model_for_eval
 from tf_atalp.evaluation.preparation import (
     PreparedEvaluation, default_epsilons, prepare_evaluation)
-from tf_atalp.evaluation.results import format_table, results_document, write_results
+from tf_atalp.evaluation.results import results_document, write_results
+from tf_atalp.evaluation.text_table import format_table
 from tf_atalp.evaluation.robustness import evaluate_robustness
 from tf_atalp.evaluation.run import run_evaluation
 from tf_atalp.evaluation.transfer import evaluate_transfer

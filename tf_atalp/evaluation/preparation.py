@@ -18,7 +18,7 @@ from tf_atalp.evaluation.config import (
     DEFAULT_EOT_SAMPLES, DEFAULT_RANDOM_DRAWS, PAPER_EPSILONS, EvalConfig)
 from tf_atalp.evaluation.loading import ModelSource, find_model
 from tf_atalp.evaluation.results import BLACK_BOX, GRAY_BOX, WHITE_BOX
-from tf_atalp.evaluation.transfer_flags import read_protocol_results
+from tf_atalp.evaluation.transfer_warning import read_protocol_results
 from tf_atalp.export import read_serving_info
 from tf_atalp.model_dir import EVAL_RESULTS_FILE
 from tf_atalp.models import MIN_IMAGE_SIZE

@@ -14,12 +14,12 @@ from tf_atalp.evaluation.autoattack_run import evaluate_autoattack
 from tf_atalp.evaluation.loading import load_model
 from tf_atalp.evaluation.preparation import PreparedEvaluation
 from tf_atalp.evaluation.results import (
-    average_over_draws, randomized_section, results_document, robust_accuracy, weak_cells,
-    write_results)
+    WHITE_BOX, average_over_draws, randomized_section, results_document, robust_accuracy,
+    weak_cells, write_results)
 from tf_atalp.evaluation.robustness import evaluate_robustness
 from tf_atalp.evaluation.sanity import sanity_checks
 from tf_atalp.evaluation.transfer import SOURCE, evaluate_transfer
-from tf_atalp.evaluation.transfer_flags import transfer_flags
+from tf_atalp.evaluation.transfer_warning import flag_transfer_beats_white_box
 from tf_atalp.model_card import update_model_card
 from tf_atalp.plots import plot_accuracy_vs_steps
 from tf_atalp.reporting import report
@@ -84,7 +84,7 @@ def _transfer(prepared: PreparedEvaluation, model, description: dict, dataset):
                for attack in prepared.attacks()]
     result = evaluate_transfer(source, {TARGET: model}, dataset,
                                attacks, record_at=config.iterations, seed=config.seed)
-    source_description["white_box"] = robust_accuracy(result["models"][SOURCE])
+    source_description[WHITE_BOX] = robust_accuracy(result["models"][SOURCE])
     return result["models"][TARGET], source_description
 
 
@@ -166,8 +166,9 @@ def run_evaluation(prepared: PreparedEvaluation, command: Sequence[str] | None =
         threat_model=prepared.threat_model, source_model=source_model)
     if config.attack == "autoattack":
         if prepared.transfer_protocol is not None:
-            for note in transfer_flags(evaluation["autoattack"], prepared.transfer_protocol,
-                                       prepared.source.path, evaluation["num_examples"]):
+            for note in flag_transfer_beats_white_box(
+                    evaluation["autoattack"], prepared.transfer_protocol, prepared.source.path,
+                    evaluation["num_examples"]):
                 report(f"Note: {note}.")
         document["autoattack"] = evaluation["autoattack"]
         for entry, run in zip(document["robust_accuracy"], evaluation["autoattack"]):

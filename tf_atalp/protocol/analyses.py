@@ -1,4 +1,7 @@
-"""The protocol's figures and Table 2, drawn from its cells and models.
+"""The protocol's figures and Table 2 from its cells and models: which images, which attacks.
+
+This module chooses and crafts; `tf_atalp.analysis` computes the tensors
+(attention maps, key regions, loss landscapes) and `figures.py` draws them.
 
 - Figure 3: worst-iterate accuracy against PGD iterations, a panel per
   (threat model, source, epsilon), a line per target, one PNG per setting.
@@ -17,18 +20,19 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tf_atalp.analysis.attention_figure import (
-    ADVERSARIAL, CLEAN, attention_panels, write_attention_summaries)
+from tf_atalp.analysis.attention_maps import ADVERSARIAL, CLEAN, attention_panels
 from tf_atalp.analysis.key_regions import KeyRegionTally
 from tf_atalp.analysis.loss_landscape import loss_landscape
 from tf_atalp.attacks.model_fns import inference_logits
+from tf_atalp.evaluation.results import BLACK_BOX, GRAY_BOX, WHITE_BOX
 from tf_atalp.models.outputs import features_of
-from tf_atalp.protocol.figures import plot_attention_grid, plot_loss_landscapes, plot_sweep
+from tf_atalp.protocol.figures import (
+    plot_attention_grid, plot_loss_landscapes, plot_sweep, write_attention_summaries)
 from tf_atalp.protocol.models import BLACK_BOX_SOURCE, GRAY_BOX_SOURCE
 from tf_atalp.protocol.tables import SINGLE_STEP_KIND, TRANSFER_KIND
 
 TENSORBOARD_DIR = "tensorboard"
-THREAT_ORDER = {"gray_box": 0, "black_box": 1, "white_box": 2}
+THREAT_ORDER = {GRAY_BOX: 0, BLACK_BOX: 1, WHITE_BOX: 2}
 
 
 def has_features(model) -> bool:

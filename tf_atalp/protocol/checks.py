@@ -20,6 +20,7 @@ it is reported with `sanity.WARNING` ("gradient masking suspected"):
    white-box robust accuracy <= the share of the largest class.
 """
 
+from tf_atalp.evaluation.results import WHITE_BOX
 from tf_atalp.evaluation.sanity import GREY_EPSILON, WARNING
 
 ITERATION_TOLERANCE = 0.01  # one point: PGD's iterate may step back by a hair
@@ -42,7 +43,7 @@ def single_step_check(series: list[dict], single_step: dict) -> list[str]:
     messages = []
     for s in series:
         fgsm = single_step.get(s["target"], {}).get(s["epsilon"])
-        if s["threat_model"] == "white_box" and fgsm is not None and s["robust_accuracy"] > fgsm:
+        if s["threat_model"] == WHITE_BOX and fgsm is not None and s["robust_accuracy"] > fgsm:
             messages.append(
                 f"{WARNING}: {_name(s)}: PGD robust accuracy {s['robust_accuracy']:.4f} at "
                 f"epsilon {s['epsilon']:g} is above single-step FGSM's {fgsm:.4f}; the "
@@ -53,7 +54,7 @@ def single_step_check(series: list[dict], single_step: dict) -> list[str]:
 
 def transfer_check(series: list[dict]) -> list[str]:
     white = {(s["setting"], s["target"], s["epsilon"]): s for s in series
-             if s["threat_model"] == "white_box"}
+             if s["threat_model"] == WHITE_BOX}
     messages = []
     for s in series:
         own = white.get((s["setting"], s["target"], s["epsilon"]))
@@ -105,7 +106,7 @@ def majority_check(series: list[dict], class_totals: dict) -> list[str]:
     messages = []
     for s in series:
         totals = class_totals.get(s["target"]) or []
-        if s["threat_model"] != "white_box" or s["epsilon"] < GREY_EPSILON or not sum(totals):
+        if s["threat_model"] != WHITE_BOX or s["epsilon"] < GREY_EPSILON or not sum(totals):
             continue
         majority = max(totals) / sum(totals)
         if s["robust_accuracy"] > majority:

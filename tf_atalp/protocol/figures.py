@@ -1,15 +1,19 @@
-"""The protocol's figures as PNGs: Figure 3 (accuracy against iterations), 4 (attention), 6 (loss).
+"""The protocol's figures: Figure 3 (accuracy against iterations), 4 (attention), 6 (loss).
 
-Drawn on matplotlib's Agg canvas (no pyplot) and written atomically, as
-`tf_atalp.plots` does.
+The one place they are drawn, from numbers and tensors computed elsewhere
+(`tf_atalp.analysis`, the protocol's cells): PNGs on matplotlib's Agg canvas
+(no pyplot), written atomically as `tf_atalp.plots` does, and Figure 4's
+maps as TensorBoard images.
 """
 
 import math
 
 import numpy as np
+import tensorflow as tf
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from tf_atalp.analysis.attention_maps import ADVERSARIAL, CLEAN
 from tf_atalp.plots import DPI, save_png
 
 ATTENTION_DPI = 64  # Figure 4 has a row per model and image kind: keep the PNG small
@@ -76,6 +80,29 @@ def plot_attention_grid(image, adversarial_image, rows: list[dict], groups: list
             ax.set_yticks([])
     figure.suptitle(title, fontsize="small")
     return save_png(figure, output_png)
+
+
+def write_attention_summaries(log_dir: str, panels: dict, clean, adversarial,
+                              step: int = 0) -> None:
+    """Figure 4 in TensorBoard: "images/<which>" and "attention/<name>/<group>/<which>".
+
+    Args:
+      panels: `tf_atalp.analysis.attention_maps.attention_panels`' dict.
+      clean, adversarial: float [N, S, S, 3] in [0, 1].
+    """
+    writer = tf.summary.create_file_writer(log_dir)
+    count = int(np.shape(clean)[0])
+    with writer.as_default(step=step):
+        tf.summary.image(f"images/{CLEAN}", tf.convert_to_tensor(clean), max_outputs=count)
+        tf.summary.image(f"images/{ADVERSARIAL}", tf.convert_to_tensor(adversarial),
+                         max_outputs=count)
+        for name, by_which in panels.items():
+            for which, panel in by_which.items():
+                for group, maps in panel["maps"].items():
+                    tf.summary.image(f"attention/{name}/{group}/{which}",
+                                     maps[..., None].astype(np.float32), max_outputs=count)
+    writer.flush()
+    writer.close()
 
 
 def plot_loss_landscapes(landscapes: dict[str, dict], title: str, output_png: str) -> str:

@@ -144,7 +144,7 @@ def _plan(protocol: Protocol) -> list[Cell]:
         for target in protocol.targets:
             samples, draws = protocol.eot(target)
             cells.append(Cell(
-                f"{setting.name}__white_box__{target.name}",
+                f"{setting.name}__{WHITE_BOX_KIND}__{target.name}",
                 {"kind": WHITE_BOX_KIND, "setting": setting.name, "target": target.name},
                 {**common, "setting": setting.describe(), "model": target.fingerprint(),
                  "drop_broken": config.drop_broken, "eot": [samples, draws]},

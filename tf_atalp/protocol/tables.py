@@ -10,13 +10,15 @@ true robust accuracy). Table 1 shows the headline number of each series in
 import csv
 import io
 
-WHITE_BOX_KIND = "white_box"
+from tf_atalp.evaluation.results import BLACK_BOX, GRAY_BOX, WHITE_BOX
+
+WHITE_BOX_KIND = WHITE_BOX  # a cell that attacks its target white-box
 SINGLE_STEP_KIND = "single_step"
 TRANSFER_KIND = "transfer"
 # Table 1's columns: a same-defense source (an attacker who trained a copy of the defense)
 # is gray-box, but gets its own column: only the targets of its defense have it.
 SAME_DEFENSE_COLUMN = "gray_box_same_defense"
-COLUMN_ORDER = ("gray_box", SAME_DEFENSE_COLUMN, "black_box", "white_box")
+COLUMN_ORDER = (GRAY_BOX, SAME_DEFENSE_COLUMN, BLACK_BOX, WHITE_BOX)
 
 
 def _series_of(scored: dict, *, setting, threat_model, source, target,
@@ -60,7 +62,7 @@ def collect(cells: list[dict]) -> dict:
                 collected["clean_examples"][target] = result["clean_examples"]
             collected["class_totals"][target] = result["class_totals"]
             collected["series"] += _series_of(result, setting=spec["setting"],
-                                              threat_model="white_box", source=None,
+                                              threat_model=WHITE_BOX, source=None,
                                               target=target)
         elif spec["kind"] == SINGLE_STEP_KIND:
             collected["single_step"][spec["target"]] = {
@@ -112,8 +114,8 @@ def _percent(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
-COLUMN_TITLES = {"gray_box": "gray-box", SAME_DEFENSE_COLUMN: "gray-box (same defense)",
-                 "black_box": "black-box", "white_box": "white-box"}
+COLUMN_TITLES = {GRAY_BOX: "gray-box", SAME_DEFENSE_COLUMN: "gray-box (same defense)",
+                 BLACK_BOX: "black-box", WHITE_BOX: "white-box"}
 
 
 def _column_title(key: str) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 from absl import flags
 
 from tf_atalp.cli import flagfiles_first
+from tf_atalp.evaluation.results import BLACK_BOX
 from tf_atalp.model_dir import MODEL_FILE
 from tf_atalp.study.config import Entry, StudyConfig
 from tf_atalp.training import flags as train_flags
@@ -25,7 +26,6 @@ from tf_atalp.training.config import RunConfig
 from tf_atalp.training.run import PreparedRun, prepare_run
 
 TARGET = "target"
-BLACK_BOX = "black_box"
 TRAIN_MAIN = "train_main.py"
 
 

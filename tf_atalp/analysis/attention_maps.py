@@ -1,11 +1,10 @@
-"""Figure 4 of the paper: each defense's attention maps on clean and adversarial images.
+"""Attention maps of a network's conv groups: the tensors behind Figure 4 and Table 2.
 
-`attention_panels` computes, for each network, the attention map F(A) =
-mean_c |A_c|^2 of every conv group and the predicted class on the clean
-images and on their adversarial twins (the same adversarial images for all
+`group_attention` takes the attention map F(A) = mean_c |A_c|^2 of every
+feature output; `attention_panels` computes, for each network, those maps
+(scaled to [0, 1]) and the predicted class on clean images and on their
+adversarial twins (Figure 4 uses the same adversarial images for all
 networks, as the paper's gray-box figure: crafted once on a source).
-`write_attention_summaries` puts them in TensorBoard; the PNG grid is drawn
-by `tf_atalp.protocol.figures.plot_attention_grid`.
 """
 
 from collections.abc import Mapping
@@ -13,11 +12,20 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
-from tf_atalp.analysis.key_regions import group_attention
 from tf_atalp.attacks.model_fns import inference_logits
+from tf_atalp.losses import attention_map
+from tf_atalp.models.outputs import features_of
 
 CLEAN = "clean"
 ADVERSARIAL = "adversarial"
+
+
+def group_attention(network, images) -> dict[str, tf.Tensor]:
+    """{group: float32 [N, h, w] attention map F(A)} of the network's feature outputs."""
+    features = features_of(network(tf.convert_to_tensor(images, tf.float32), training=False))
+    if not features:
+        raise ValueError("The network has no feature outputs to take attention maps of.")
+    return {name: attention_map(value) for name, value in features.items()}
 
 
 def _unit_range(maps: np.ndarray) -> np.ndarray:
@@ -53,21 +61,3 @@ def attention_panels(networks: Mapping[str, object], clean, adversarial,
                 "maps": {g: _unit_range(maps[g].numpy()) for g in chosen},
                 "predictions": tf.argmax(predict(images), axis=-1).numpy().astype(int)}
     return panels
-
-
-def write_attention_summaries(log_dir: str, panels: dict, clean, adversarial,
-                              step: int = 0) -> None:
-    """TensorBoard images: "images/<which>" and "attention/<name>/<group>/<which>"."""
-    writer = tf.summary.create_file_writer(log_dir)
-    count = int(np.shape(clean)[0])
-    with writer.as_default(step=step):
-        tf.summary.image(f"images/{CLEAN}", tf.convert_to_tensor(clean), max_outputs=count)
-        tf.summary.image(f"images/{ADVERSARIAL}", tf.convert_to_tensor(adversarial),
-                         max_outputs=count)
-        for name, by_which in panels.items():
-            for which, panel in by_which.items():
-                for group, maps in panel["maps"].items():
-                    tf.summary.image(f"attention/{name}/{group}/{which}",
-                                     maps[..., None].astype(np.float32), max_outputs=count)
-    writer.flush()
-    writer.close()

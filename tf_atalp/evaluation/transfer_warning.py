@@ -1,11 +1,12 @@
-"""The masking flag "transfer beats white-box": a protocol run's transfer numbers against AutoAttack.
+"""The warning "transfer beats white-box": a protocol run's transfer numbers against AutoAttack.
 
 A transfer attack crafts its images on another network, so on the target it
 can only be weaker than a good white-box attack on the target itself. Where
 a transfer series of `eval_main.py --protocol=paper` leaves fewer of the
 same examples robust than white-box AutoAttack did, the target's own
 gradients mislead the white-box attacks (Carlini et al. 2019, sec. 5;
-Athalye et al. 2018): the flag says so.
+Athalye et al. 2018): a gradient-masking flag on the AutoAttack run says so
+beside AutoAttack's own (`tf_atalp.attacks.autoattack.masking_flags`).
 
     eval_main.py --attack=autoattack --model_dir=M --transfer_results=<protocol_results.json>
 """
@@ -13,6 +14,8 @@ Athalye et al. 2018): the flag says so.
 import json
 import math
 import os
+
+from tf_atalp.evaluation.results import WHITE_BOX
 
 FLAG = "transfer_beats_white_box"
 
@@ -42,8 +45,8 @@ def target_name(protocol: dict, model_path: str) -> str | None:
     return None
 
 
-def transfer_flags(autoattack_runs: list, protocol: dict, model_path: str,
-                   num_examples: int) -> list[str]:
+def flag_transfer_beats_white_box(autoattack_runs: list, protocol: dict, model_path: str,
+                                  num_examples: int) -> list[str]:
     """Adds the flag to every AutoAttack run (one per epsilon) that a transfer series beats.
 
     Compares robust counts on the same number of examples at the same
@@ -56,7 +59,7 @@ def transfer_flags(autoattack_runs: list, protocol: dict, model_path: str,
     notes = []
     for run in autoattack_runs:
         series = [s for s in protocol["series"]
-                  if s.get("target") == name and s.get("threat_model") != "white_box"
+                  if s.get("target") == name and s.get("threat_model") != WHITE_BOX
                   and math.isclose(s["epsilon"], run["epsilon"], rel_tol=1e-6)]
         same_size = [s for s in series if s.get("num_examples") == num_examples]
         if not same_size:

@@ -1,4 +1,4 @@
-"""Tests of tf_atalp.evaluation.transfer_flags: the flag "transfer beats white-box"."""
+"""Tests of tf_atalp.evaluation.transfer_warning: the flag "transfer beats white-box"."""
 
 import json
 import os
@@ -6,8 +6,8 @@ import os
 import tensorflow as tf
 
 from tests.evaluation_fixtures import temporary_folder
-from tf_atalp.evaluation.transfer_flags import (
-    FLAG, read_protocol_results, target_name, transfer_flags)
+from tf_atalp.evaluation.transfer_warning import (
+    FLAG, flag_transfer_beats_white_box, read_protocol_results, target_name)
 
 
 def protocol(target_path, transfer_correct, epsilon=0.25, num_examples=100):
@@ -27,11 +27,11 @@ def runs(robust_correct, epsilon=0.25):
     return [{"epsilon": epsilon, "robust_correct": robust_correct, "flags": []}]
 
 
-class TransferFlagsTest(tf.test.TestCase):
+class TransferWarningTest(tf.test.TestCase):
 
     def test_flag_when_a_transfer_series_leaves_fewer_robust(self):
         found = runs(30)
-        notes = transfer_flags(found, protocol("/m/t", 20), "/m/t", 100)
+        notes = flag_transfer_beats_white_box(found, protocol("/m/t", 20), "/m/t", 100)
         self.assertEqual(notes, [])
         self.assertEqual([f["name"] for f in found[0]["flags"]], [FLAG])
         self.assertIn("20/100", found[0]["flags"][0]["message"])
@@ -40,24 +40,25 @@ class TransferFlagsTest(tf.test.TestCase):
     def test_silent_when_white_box_is_at_least_as_strong(self):
         for transfer_correct in (30, 45):
             found = runs(30)
-            transfer_flags(found, protocol("/m/t", transfer_correct), "/m/t", 100)
+            flag_transfer_beats_white_box(found, protocol("/m/t", transfer_correct), "/m/t", 100)
             self.assertEqual(found[0]["flags"], [])
 
     def test_white_box_series_of_the_protocol_are_not_transfer(self):
         document = protocol("/m/t", 50)  # its white-box series has 0 robust: not compared
         found = runs(30)
-        transfer_flags(found, document, "/m/t", 100)
+        flag_transfer_beats_white_box(found, document, "/m/t", 100)
         self.assertEqual(found[0]["flags"], [])
 
     def test_other_sizes_epsilons_and_models_are_not_compared(self):
         found = runs(30)
-        notes = transfer_flags(found, protocol("/m/t", 20, num_examples=50), "/m/t", 100)
+        notes = flag_transfer_beats_white_box(found, protocol("/m/t", 20, num_examples=50),
+                                              "/m/t", 100)
         self.assertEqual(found[0]["flags"], [])
         self.assertIn("not compared", notes[0])
         found = runs(30, epsilon=0.5)
-        transfer_flags(found, protocol("/m/t", 20), "/m/t", 100)
+        flag_transfer_beats_white_box(found, protocol("/m/t", 20), "/m/t", 100)
         self.assertEqual(found[0]["flags"], [])
-        notes = transfer_flags(runs(30), protocol("/m/t", 20), "/m/other", 100)
+        notes = flag_transfer_beats_white_box(runs(30), protocol("/m/t", 20), "/m/other", 100)
         self.assertIn("not a target", notes[0])
         self.assertIsNone(target_name(protocol("/m/t", 20), "/m/s"))
 
