@@ -36,6 +36,7 @@ from tf_atalp.attacks.composite import Restarts
 from tf_atalp.attacks.fab import FAB, FABTargeted
 from tf_atalp.attacks.model_fns import ExpectationOverTransformation
 from tf_atalp.attacks.square import Square
+from tf_atalp.seeds import derive_seed
 
 VERSIONS = ("standard", "plus", "rand", "custom")
 COMPONENTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
@@ -49,8 +50,20 @@ FLAG_SHARE = 0.5  # a flag on zero gradients / saturation needs this share of ex
 
 
 def build_component(name: str, epsilon: float, iterations: int = 100,
-                    queries: int = 5000, restarts: int = 1):
+                    queries: int = 5000, restarts: int = 1, *, random_start: bool = True,
+                    rescale_schedule: bool = False):
     """The attack called `name` (one of COMPONENTS) at `epsilon`, with the reference defaults.
+
+    The one builder of APGD, FAB and Square, for AutoAttack and for the
+    single attacks of `eval_main.py --attack=NAME` alike. The two settings in
+    which a single attack differs from AutoAttack's component on purpose:
+
+    - `random_start`: APGD's start at the reference's random point (True, as
+      AutoAttack) or at the image (`--norandom_start`). FAB and FAB-T start
+      their first run at the image whatever it says; Square at its stripes.
+    - `rescale_schedule`: Square's p schedule of 10000 queries stretched over
+      `queries` (True: the Square paper's code, a single Square run) or
+      halved at fixed query counts (False: AutoAttack's `resc_schedule=False`).
 
     `restarts` > 1: FAB and FAB-T restart themselves (the first run from the
     image, the others from random points); the others run inside `Restarts`.
@@ -61,13 +74,14 @@ def build_component(name: str, epsilon: float, iterations: int = 100,
         return FABTargeted(epsilon, iterations, target_classes=TARGET_CLASSES,
                            restarts=restarts)
     if name == "apgd-ce":
-        attack = APGD(epsilon, iterations, loss="ce")
+        attack = APGD(epsilon, iterations, loss="ce", random_start=random_start)
     elif name == "apgd-dlr":
-        attack = APGD(epsilon, iterations, loss="dlr")
+        attack = APGD(epsilon, iterations, loss="dlr", random_start=random_start)
     elif name == "apgd-t":
-        attack = APGD(epsilon, iterations, target_classes=TARGET_CLASSES)
+        attack = APGD(epsilon, iterations, target_classes=TARGET_CLASSES,
+                      random_start=random_start)
     elif name == "square":
-        attack = Square(epsilon, queries=queries, rescale_schedule=False)
+        attack = Square(epsilon, queries=queries, rescale_schedule=rescale_schedule)
     else:
         raise ValueError(f"Unknown AutoAttack component {name!r}; choose from {COMPONENTS}.")
     return attack if restarts == 1 else Restarts(attack, restarts)
@@ -145,41 +159,62 @@ class AutoAttack:
                              for name in self.names},
                 "components": [a.describe() for a in self.attacks.values()]}
 
-    def __call__(self, images, labels) -> AutoAttackResult:
+    def __call__(self, images, labels, batch_size: int | None = None) -> AutoAttackResult:
+        """Every attack in turn on the examples still robust.
+
+        `batch_size`: at most this many examples per attack call (None: all
+        at once). The points still robust are split into equal chunks, so a
+        later attack runs on the survivors of the whole set together, as the
+        reference does, rather than on a few per data batch.
+        """
+        if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
+            raise ValueError(f"`batch_size` must be None or >= 1. Received: {batch_size!r}")
         images = tf.cast(check_images(images), tf.float32)
         labels = tf.cast(labels, tf.int32)
         count = int(labels.shape[0])
-        correct = correct_predictions(self.model_fn(images), labels).numpy()
+        correct = np.zeros(count, bool)
+        for chunk in _chunks(np.arange(count), batch_size):
+            correct[chunk] = correct_predictions(self.model_fn(tf.gather(images, chunk)),
+                                                 tf.gather(labels, chunk)).numpy()
         robust = correct.copy()
         broken_by = ["" if c else "clean" for c in correct]
         adversarial = images.numpy().copy()
         robust_after, seconds, broken_per_attack = {}, {}, {}
         for index, (name, attack) in enumerate(self.attacks.items()):
             started = time.time()
-            alive = np.flatnonzero(robust)
             broken_per_attack[name] = 0
-            if alive.size:
-                result = attack.attack(self.model_fn, tf.gather(images, alive),
-                                       tf.gather(labels, alive), seed=self.seed + index)
+            for part, alive in enumerate(_chunks(np.flatnonzero(robust), batch_size)):
+                alive_labels = tf.gather(labels, alive)
+                result = attack.attack(self.model_fn, tf.gather(images, alive), alive_labels,
+                                       seed=self.seed + index if part == 0 else
+                                       derive_seed(self.seed + index, "chunk", part))
                 found = result.adversarial_images
-                fooled = ~correct_predictions(self.model_fn(found), tf.gather(labels,
-                                                                               alive)).numpy()
-                for position in np.flatnonzero(fooled):
-                    example = alive[position]
-                    robust[example] = False
+                fooled = ~correct_predictions(self.model_fn(found), alive_labels).numpy()
+                broken = alive[fooled]
+                robust[broken] = False
+                for example in broken:
                     broken_by[example] = name
-                    adversarial[example] = found[position].numpy()
-                broken_per_attack[name] = int(fooled.sum())
+                adversarial[broken] = tf.boolean_mask(found, fooled).numpy()
+                broken_per_attack[name] += int(fooled.sum())
             robust_after[name] = float(robust.mean()) if count else 0.0
             seconds[name] = round(time.time() - started, 2)
         flags = masking_flags(self.model_fn, images, labels, broken_per_attack,
-                              randomized_probe=self.version != "rand")
+                              randomized_probe=self.version != "rand", batch_size=batch_size)
         return AutoAttackResult(tf.constant(adversarial), correct, robust, broken_by,
                                 robust_after, seconds, flags)
 
 
+def _chunks(indices: np.ndarray, batch_size: int | None) -> list[np.ndarray]:
+    """`indices` in equal consecutive chunks of at most `batch_size` (none when empty)."""
+    if indices.size == 0:
+        return []
+    parts = 1 if batch_size is None else -(-indices.size // batch_size)
+    return np.array_split(indices, parts)
+
+
 def masking_flags(model_fn, images, labels, broken_per_attack: dict,
-                  randomized_probe: bool = True) -> list[tuple[str, str]]:
+                  randomized_probe: bool = True,
+                  batch_size: int | None = None) -> list[tuple[str, str]]:
     """The raised gradient-masking flags, each (name, message).
 
     - "randomized": two forward passes on the same images disagree (the
@@ -190,22 +225,36 @@ def masking_flags(model_fn, images, labels, broken_per_attack: dict,
       gradient attack before it left robust;
     - "saturated_softmax": at least FLAG_SHARE of the examples have a top
       softmax probability above SATURATION (vanishing gradients).
+
+    The images are probed `batch_size` at a time (None: all at once); the
+    shares are over all of them.
     """
     flags = []
-    with tf.GradientTape() as tape:
-        tape.watch(images)
-        logits = tf.cast(model_fn(images), tf.float32)
-        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    gradient = tape.gradient(loss, images)
-    if randomized_probe and not np.allclose(logits.numpy(),
-                                            tf.cast(model_fn(images), tf.float32).numpy(),
-                                            atol=1e-5):
+    images = tf.convert_to_tensor(images, tf.float32)
+    labels = tf.convert_to_tensor(labels, tf.int32)
+    randomized, zero, saturated = False, 0, 0
+    chunks = _chunks(np.arange(int(images.shape[0])), batch_size)
+    for chunk in chunks:
+        chunk_images, chunk_labels = tf.gather(images, chunk), tf.gather(labels, chunk)
+        with tf.GradientTape() as tape:
+            tape.watch(chunk_images)
+            logits = tf.cast(model_fn(chunk_images), tf.float32)
+            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=chunk_labels,
+                                                                  logits=logits)
+        gradient = tape.gradient(loss, chunk_images)
+        randomized = randomized or (randomized_probe and not np.allclose(
+            logits.numpy(), tf.cast(model_fn(chunk_images), tf.float32).numpy(), atol=1e-5))
+        flat = np.zeros([chunk.size, 1]) if gradient is None else \
+            tf.reshape(gradient, [chunk.size, -1]).numpy()
+        zero += int(np.sum(np.all(flat == 0, axis=1)))
+        saturated += int(np.sum(tf.reduce_max(tf.nn.softmax(logits), axis=-1).numpy()
+                                > SATURATION))
+    examples = max(int(images.shape[0]), 1)
+    if randomized:
         flags.append(("randomized", "the model's output changes between two passes on the "
                       "same images: attack it with expectation over transformation "
                       "(version='rand')"))
-    flat = np.zeros([int(images.shape[0]), 1]) if gradient is None else \
-        tf.reshape(gradient, [int(images.shape[0]), -1]).numpy()
-    zero_share = float(np.mean(np.all(flat == 0, axis=1)))
+    zero_share = zero / examples
     if zero_share >= FLAG_SHARE:
         flags.append(("zero_gradients", f"{zero_share:.0%} of the examples have an input "
                       "gradient of exactly zero: gradient attacks cannot move them"))
@@ -217,9 +266,8 @@ def masking_flags(model_fn, images, labels, broken_per_attack: dict,
                           f"{name} (no gradients) broke {broken_per_attack[name]} example(s) "
                           f"that {', '.join(earlier_gradient)} left robust: the gradients "
                           "mislead"))
-    top = tf.reduce_max(tf.nn.softmax(logits), axis=-1).numpy()
-    saturated = float(np.mean(top > SATURATION))
-    if saturated >= FLAG_SHARE:
-        flags.append(("saturated_softmax", f"{saturated:.0%} of the examples have a top "
+    saturated_share = saturated / examples
+    if saturated_share >= FLAG_SHARE:
+        flags.append(("saturated_softmax", f"{saturated_share:.0%} of the examples have a top "
                       f"probability above {SATURATION}: the loss gradient may vanish"))
     return flags

@@ -8,9 +8,12 @@ f = z_y - z_c (positive while y still beats c) and g its input gradient.
 FAB-T takes c = its target t. Untargeted FAB takes, at every step, the class
 whose linearised boundary is closest, c = argmin_{c != y} |f_c| / ||g_c||_1
 (the L-inf distance to that hyperplane, box ignored, as the reference code),
-which needs the input gradient of all K - 1 logit differences per step: one
-forward-backward pass per class, in a loop inside the compiled run that
-keeps only the closest so far (the memory of one gradient). The step goes
+which needs the input gradient of all K - 1 logit differences per step: for
+a plain model function one forward pass and one Jacobian of the K - 1
+differences (`GradientTape.batch_jacobian`, a vectorized backward pass); for
+one that defines its own gradient (EoT, BPDA: `model_fns`) one
+forward-backward pass per class, in a loop that keeps only the closest so
+far (the memory of one gradient). The step goes
 towards the minimal L-inf projections of x_k and of the original image x_0
 onto that hyperplane (inside the [0, 1] box), mixed so as to stay close to
 x_0:
@@ -52,7 +55,8 @@ from tf_atalp.attacks.apgd import random_point_at_radius
 from tf_atalp.attacks.base import (
     AttackResult, check_images, checked_record_at, correct_predictions)
 from tf_atalp.attacks.composite import restart_seed
-from tf_atalp.attacks.model_fns import objective_and_gradient
+from tf_atalp.attacks.model_fns import (
+    defines_own_gradient, objective_and_gradient, objectives_and_jacobian)
 from tf_atalp.attacks.pgd import seed_tensor
 
 ALPHA_MAX = 0.1
@@ -121,10 +125,37 @@ def _any_batch_size(*tensors) -> list:
 def _closest_boundary(model_fn, images, labels, candidates):
     """(f [N], df/dx [N, ...]) of the candidate class [N, C] whose linearised boundary is closest.
 
-    L-inf distance |f| / ||g||_1; one forward-backward pass per candidate
-    column, each kept only while it is the closest so far. With C = 1 (FAB-T)
-    it is that class's boundary.
+    L-inf distance |f| / ||g||_1. A model function with a gradient of its own
+    (EoT, BPDA) takes one forward-backward pass per candidate column
+    (`_closest_boundary_per_class`); the others one forward pass and one
+    Jacobian of all C differences (`_closest_boundary_at_once`): the same
+    choice and gradient, without C - 1 of the forward passes. With C = 1
+    (FAB-T) both are that class's boundary.
     """
+    if defines_own_gradient(model_fn) or candidates.shape[1] == 1:
+        return _closest_boundary_per_class(model_fn, images, labels, candidates)
+    return _closest_boundary_at_once(model_fn, images, labels, candidates)
+
+
+def _closest_boundary_at_once(model_fn, images, labels, candidates):
+    """`_closest_boundary` from one forward pass and the Jacobian of every difference."""
+    def differences(logits, y):
+        logits = tf.cast(logits, tf.float32)
+        return (tf.gather(logits, y, batch_dims=1)[:, None]
+                - tf.gather(logits, candidates, batch_dims=1))
+
+    values, gradients = objectives_and_jacobian(model_fn, differences, images, labels)
+    norms = tf.reduce_sum(tf.abs(tf.reshape(
+        gradients, tf.concat([tf.shape(values), [-1]], 0))), axis=2)
+    # The first closest column, as the per-class loop keeps (strictly closer only).
+    closest = tf.argmin(tf.abs(values) / (norms + GRADIENT_FLOOR), axis=1, output_type=tf.int32)
+    return (tf.gather(values, closest[:, None], batch_dims=1)[:, 0],
+            tf.gather(gradients, closest, batch_dims=1))
+
+
+def _closest_boundary_per_class(model_fn, images, labels, candidates):
+    """`_closest_boundary` with one forward-backward pass per candidate column, each kept only
+    while it is the closest so far (the memory of one gradient)."""
     batch = tf.shape(images)[0]
     best_difference = tf.zeros([batch])
     best_gradient = tf.zeros_like(images)
@@ -272,8 +303,10 @@ class FAB(_MinimalDistortionSearch):
     Attributes:
       epsilon: the radius a found adversarial must lie within to count; also
         sets the restarts' random starts (epsilon / 2 from the image).
-      iterations: steps per run (the reference: 100); each takes K - 1
-        forward-backward passes (one per other class) and one forward pass.
+      iterations: steps per run (the reference: 100); each takes one
+        forward pass and the Jacobian of the K - 1 logit differences, plus
+        one forward pass (with EoT or BPDA: K - 1 forward-backward passes,
+        one per other class, and one forward pass).
       restarts: runs; the first from the image, the others from random points
         (the reference: 1, and 5 in AutoAttack's "plus" version).
     """
