@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tests.attack_fixtures import rounding_model
+from tests.attack_fixtures import CountingModelFn, rounding_model
 from tf_atalp.attacks import FAB, AutoAttack, Restarts, inference_logits, masking_flags
 from tf_atalp.attacks.autoattack import build_component, version_components
 
@@ -116,6 +116,35 @@ class AutoAttackTest(tf.test.TestCase):
         self.assertGreater(robust_after_apgd, 0)
         self.assertLess(robust_after_apgd, result.clean_correct.sum())
         self.assertEqual(recording.sizes, [robust_after_apgd])
+
+    def test_batch_size_splits_the_survivors_into_equal_chunks(self):
+        attack = AutoAttack(inference_logits(self.honest), 0.02, version="custom",
+                            attacks=["apgd-ce", "square"], iterations=5, queries=20)
+        recordings = {name: RecordingAttack(inner) for name, inner in attack.attacks.items()}
+        attack.attacks = recordings
+        result = attack(self.images, self.labels, batch_size=5)
+        clean = int(result.clean_correct.sum())
+        robust_after_apgd = round(result.robust_after["apgd-ce"] * len(self.labels))
+        for name, alive in (("apgd-ce", clean), ("square", robust_after_apgd)):
+            sizes = recordings[name].sizes
+            self.assertEqual(sum(sizes), alive)
+            self.assertLessEqual(max(sizes), 5)
+            self.assertLessEqual(max(sizes) - min(sizes), 1)  # equal chunks, not 5, 5, 1
+        whole = AutoAttack(inference_logits(self.honest), 0.02, version="custom",
+                           attacks=["apgd-ce"], iterations=5)(self.images, self.labels)
+        self.assertAllEqual(whole.clean_correct, result.clean_correct)
+        with self.assertRaisesRegex(ValueError, "`batch_size` must be None or >= 1"):
+            attack(self.images, self.labels, batch_size=0)
+
+    def test_attacks_run_on_attack_model_fn_and_model_fn_scores(self):
+        scoring = CountingModelFn(inference_logits(self.honest))
+        attacked = CountingModelFn(inference_logits(self.honest))
+        result = AutoAttack(scoring, 0.05, version="custom", attacks=["apgd-ce"],
+                            iterations=4, attack_model_fn=attacked)(self.images, self.labels)
+        self.assertGreater(int(attacked.calls.numpy()), 4)  # every attack step
+        # model_fn: the clean images, the found ones, and the flags' probe (2 passes).
+        self.assertEqual(int(scoring.calls.numpy()), 4)
+        self.assertLess(result.robust.mean(), result.clean_correct.mean())
 
     def test_flags_fire_on_the_rounding_model_and_not_on_the_honest_one(self):
         masked = self.run_standard(self.masked, 0.3)

@@ -134,19 +134,29 @@ class AutoAttackResult:
 
 
 class AutoAttack:
-    """An ensemble attack on `model_fn` (images in [0, 1] -> logits) at L-inf `epsilon`."""
+    """An ensemble attack on `model_fn` (images in [0, 1] -> logits) at L-inf `epsilon`.
+
+    `attack_model_fn`: the model function the attacks run on, when it is a
+    faster form of the same function (`fold_batchnorm`'s copy, say); every
+    prediction that scores (clean, fooled, the flags) is `model_fn`'s.
+    """
 
     def __init__(self, model_fn: Callable, epsilon: float, version: str = "standard",
                  attacks: Sequence[str] = (), iterations: int = 100, queries: int = 5000,
-                 eot_samples: int = RAND_EOT_SAMPLES, seed: int = 0):
+                 eot_samples: int = RAND_EOT_SAMPLES, seed: int = 0,
+                 attack_model_fn: Callable | None = None):
         self.names = version_components(version, attacks)
         if not 0 < epsilon <= 1:
             raise ValueError(f"`epsilon` must be in (0, 1]. Received: epsilon={epsilon}")
         self.version = version
         self.epsilon = epsilon
         self.seed = seed
-        self.model_fn = (ExpectationOverTransformation(model_fn, eot_samples)
-                         if version == "rand" else model_fn)
+        def with_eot(function):
+            return (ExpectationOverTransformation(function, eot_samples)
+                    if version == "rand" else function)
+        self.model_fn = with_eot(model_fn)
+        self.attack_model_fn = (self.model_fn if attack_model_fn is None
+                                else with_eot(attack_model_fn))
         self.eot_samples = eot_samples if version == "rand" else 1
         self.attacks = {name: build_component(name, epsilon, iterations, queries,
                                               component_restarts(version, name))
@@ -185,7 +195,8 @@ class AutoAttack:
             broken_per_attack[name] = 0
             for part, alive in enumerate(_chunks(np.flatnonzero(robust), batch_size)):
                 alive_labels = tf.gather(labels, alive)
-                result = attack.attack(self.model_fn, tf.gather(images, alive), alive_labels,
+                result = attack.attack(self.attack_model_fn, tf.gather(images, alive),
+                                       alive_labels,
                                        seed=self.seed + index if part == 0 else
                                        derive_seed(self.seed + index, "chunk", part))
                 found = result.adversarial_images

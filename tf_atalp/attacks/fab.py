@@ -41,8 +41,9 @@ is the same on those examples, whose best distance, if any, exceeds epsilon.
 The projection (`linf_projection`) is derived here: the largest change of
 g . z reachable with |d|_inf <= r inside the box is
 sum_i |g_i| min(r, room_i), room_i the distance to the box face g_i points
-at; it is piecewise linear and increasing in r, so the smallest sufficient
-r is found over the sorted rooms.
+at; it is piecewise linear, increasing and concave in r, so Newton's steps
+from r = 0 find the smallest sufficient r exactly in a few passes (the
+reference sorts the rooms instead: the same r, a sort per row per step).
 """
 
 import dataclasses
@@ -67,6 +68,32 @@ GRADIENT_FLOOR = 1e-12  # in |f| / ||g||_1, as the reference code
 SUCCESS_SLACK = 1 + 1e-6  # a distance this close above epsilon still counts
 
 
+def _smallest_radius(room: tf.Tensor, weight: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """float32 [N]: the smallest r >= 0 with reach(r) = sum_i weight_i min(r, room_i) >= target.
+
+    reach is increasing, concave and piecewise linear in r, so Newton's steps
+    from r = 0 (each solving the linear piece through the current r, the
+    coordinates with room_i <= r full) rise to the answer without passing it,
+    and the step after which no more coordinates fill is exact: typically a
+    few passes over [N, D] instead of sorting each row. Rows that cannot
+    reach `target` come back as large values (the caller replaces them).
+    """
+    def newton_step(radius, filled_count, _):
+        full = room <= radius[:, None]
+        filled = tf.reduce_sum(tf.where(full, weight * room, 0.0), axis=1)
+        free = tf.reduce_sum(tf.where(full, 0.0, weight), axis=1)
+        radius = tf.maximum(radius, (target - filled) / tf.maximum(free, 1e-12))
+        count = tf.reduce_sum(tf.cast(room <= radius[:, None], tf.int32), axis=1)
+        return radius, count, tf.reduce_any(count != filled_count)
+
+    start = tf.zeros_like(target)
+    count = tf.reduce_sum(tf.cast(room <= 0.0, tf.int32), axis=1)
+    radius, _, _ = tf.while_loop(lambda radius, count, changed: changed, newton_step,
+                                 (start, count, tf.constant(True)),
+                                 maximum_iterations=tf.shape(room)[1] + 1)
+    return radius
+
+
 def linf_projection(points: tf.Tensor, normals: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
     """The smallest L-inf step d [N, D] with normals . (points + d) = offsets, points + d in [0, 1].
 
@@ -85,19 +112,8 @@ def linf_projection(points: tf.Tensor, normals: tf.Tensor, offsets: tf.Tensor) -
     room = tf.where(direction > 0, 1.0 - points, points)  # how far it can move that way
     weight = tf.abs(normals)
     target = tf.abs(needed)
-    order = tf.argsort(room, axis=1)
-    room_sorted = tf.gather(room, order, batch_dims=1)
-    weight_sorted = tf.gather(weight, order, batch_dims=1)
-    # g(r) at r = room_sorted[:, j]: the coordinates below j are full, the others move r.
-    full = tf.cumsum(weight_sorted * room_sorted, axis=1, exclusive=True)
-    rest = tf.cumsum(weight_sorted, axis=1, reverse=True)
-    reach = full + rest * room_sorted  # [N, D], increasing in j
-    enough = reach >= target[:, None]
-    first = tf.argmax(tf.cast(enough, tf.int32), axis=1, output_type=tf.int32)
-    feasible = tf.reduce_any(enough, axis=1)
-    full_j = tf.gather(full, first[:, None], batch_dims=1)[:, 0]
-    rest_j = tf.gather(rest, first[:, None], batch_dims=1)[:, 0]
-    radius = tf.where(feasible, (target - full_j) / tf.maximum(rest_j, 1e-12),
+    feasible = tf.reduce_sum(weight * room, axis=1) >= target
+    radius = tf.where(feasible, _smallest_radius(room, weight, target),
                       tf.reduce_max(room, axis=1))
     radius = tf.maximum(radius, 0.0)
     step = direction * tf.minimum(radius[:, None], room)
