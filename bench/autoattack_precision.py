@@ -34,6 +34,7 @@ flags.DEFINE_list("policies", ["float32", "mixed_bfloat16"], "Keras dtype polici
 flags.DEFINE_float("epsilon", 8 / 256, "L-inf radius.")
 flags.DEFINE_integer("max_examples", 0, "Attack only the first N test images (0: all).")
 flags.DEFINE_string("data_dir", None, "The dataset folder (default: the run_config's).")
+flags.DEFINE_integer("batch_size", 64, "Examples per attack call (eval_main.py's default).")
 flags.DEFINE_string("results_name", "autoattack_precision", "bench/results/<name>.json.")
 flags.mark_flag_as_required("model_dir")
 FLAGS = flags.FLAGS
@@ -53,7 +54,8 @@ def network_under(policy: str, run_config, trained: keras.Model) -> keras.Model:
 
 def test_images(run_config):
     """(images float32 [N, S, S, 3], labels int32 [N]) of the run's test split."""
-    data = run_config.data
+    data = dataclasses.replace(run_config.data, batch_size=FLAGS.batch_size, augment=False,
+                               cache=False)
     if FLAGS.data_dir:
         data = dataclasses.replace(data, data_dir=FLAGS.data_dir)
     images, labels = [], []
@@ -63,7 +65,7 @@ def test_images(run_config):
     images, labels = np.concatenate(images), np.concatenate(labels).astype(np.int32)
     if FLAGS.max_examples:
         images, labels = images[:FLAGS.max_examples], labels[:FLAGS.max_examples]
-    return images, labels, data.batch_size
+    return images, labels, FLAGS.batch_size
 
 
 def main(argv):

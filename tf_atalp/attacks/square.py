@@ -56,11 +56,10 @@ def _candidate(clean, low, high, best, window, epsilon, seed):
       seed: int64 [2], the stateless seed of this query's signs.
     """
     shape = tf.shape(clean)
-    rows = tf.range(shape[1])
-    cols = tf.range(shape[2])
-    in_rows = tf.logical_and(rows >= window[0], rows < window[0] + window[2])
-    in_cols = tf.logical_and(cols >= window[1], cols < window[1] + window[2])
-    mask = tf.logical_and(in_rows[:, None], in_cols[None, :])[None, :, :, None]
+    top, left, side = window[0], window[1], window[2]
+    begin, size = tf.stack([0, top, left, 0]), tf.stack([-1, side, side, -1])
+    # Only the window changes: the resampling works on [A, side, side, C] slices.
+    clean_w, low_w, high_w, best_w = (tf.slice(t, begin, size) for t in (clean, low, high, best))
 
     def draw(attempt):
         uniform = tf.random.stateless_uniform(
@@ -68,11 +67,10 @@ def _candidate(clean, low, high, best, window, epsilon, seed):
         return tf.where(uniform < 0.5, -epsilon, epsilon)
 
     def moved(signs):
-        return tf.clip_by_value(clean + signs, low, high)
+        return tf.clip_by_value(clean_w + signs, low_w, high_w)
 
     def changed(signs):  # the reference resamples while the window would stay as it is
-        return tf.reduce_any(tf.logical_and(mask, tf.abs(moved(signs) - best) >= 1e-7),
-                             axis=[1, 2, 3])
+        return tf.reduce_any(tf.abs(moved(signs) - best_w) >= 1e-7, axis=[1, 2, 3])
 
     def resample(attempt, signs, done):
         signs = tf.where(done[:, None, None, None], signs, draw(attempt))
@@ -83,7 +81,12 @@ def _candidate(clean, low, high, best, window, epsilon, seed):
         lambda attempt, signs, done: tf.logical_and(
             attempt < RESAMPLING_ATTEMPTS, tf.logical_not(tf.reduce_all(done))),
         resample, (tf.constant(1, tf.int64), signs, changed(signs)))
-    return tf.where(mask, moved(signs), best)
+    rows, cols = tf.range(shape[1]), tf.range(shape[2])
+    mask = tf.logical_and(tf.logical_and(rows >= top, rows < top + side)[:, None],
+                          tf.logical_and(cols >= left, cols < left + side)[None, :])
+    placed = tf.pad(moved(signs), [[0, 0], [top, shape[1] - top - side],
+                                   [left, shape[2] - left - side], [0, 0]])
+    return tf.where(mask[None, :, :, None], placed, best)
 
 
 @tf.function(reduce_retracing=True)
