@@ -17,7 +17,10 @@ Versions (as the reference code, fra31/auto-attack):
 - "custom": the attacks named in `attacks`, in that order, one restart each.
 Every later attack runs only on the points the earlier ones left robust, so
 robust accuracy after each attack is non-increasing and the total is the
-worst case per example over all of them.
+worst case per example over all of them; with `batch_size`, the points
+still robust in the whole set are attacked in equal chunks of at most that
+many (the reference's batching), and `attack_model_fn` can be a faster form
+of the model function for the attacks to run on (`fold_batchnorm`).
 
 `masking_flags` are the warnings AutoAttack and Carlini et al. 2019 ask
 for, computed on every run.
