@@ -22,10 +22,11 @@ import sys
 
 from absl import app, flags
 
-from tf_atalp.cli import exit_with_error, flagfiles_first
+from tf_atalp.cli import exit_with_error, exit_with_failure, flagfiles_first
 from tf_atalp.evaluation import flags as eval_flags
 from tf_atalp.evaluation import format_table, prepare_evaluation, run_evaluation
 from tf_atalp.evaluation.sanity import WARNING as MASKING_WARNING
+from tf_atalp.io_utils import NoSpaceError
 from tf_atalp.protocol import flags as protocol_flags
 from tf_atalp.protocol.runner import RESULTS_FILE, prepare_protocol, run_protocol
 from tf_atalp.protocol.report import REPORT_FILE
@@ -59,6 +60,8 @@ def main(argv):
         document = run_evaluation(prepared, command=sys.argv)
     except (ValueError, FileNotFoundError) as error:
         exit_with_error(str(error))
+    except NoSpaceError as error:  # a full disk while writing the results: one line too
+        exit_with_failure(str(error))
     print(format_table(document))
     print(f"\nResults: {prepared.results_path}")
 

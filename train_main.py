@@ -10,7 +10,9 @@ import sys
 
 from absl import app, flags
 
-from tf_atalp.cli import exit_with_error, flagfiles_first
+from tf_atalp.cli import exit_with_error, exit_with_failure, flagfiles_first
+from tf_atalp.io_utils import NoSpaceError
+from tf_atalp.run_lock import FolderInUseError
 from tf_atalp.training import flags as train_flags
 from tf_atalp.training import run
 
@@ -33,7 +35,10 @@ def main(argv):
         prepared = run.prepare_run(config)  # every check; writes nothing
     except (ValueError, FileNotFoundError) as error:
         exit_with_error(str(error))
-    run.train(prepared, flagfile_text())
+    try:
+        run.train(prepared, flagfile_text())
+    except (NoSpaceError, FolderInUseError) as error:
+        exit_with_failure(str(error))
 
 
 if __name__ == "__main__":

@@ -222,8 +222,39 @@ class AttackObjectTest(tf.test.TestCase):
         scores = target(crafted)["logits"]  # the target sees the same images
         self.assertEqual(scores.shape, (64, NUM_CLASSES))
 
+    def test_gaussian_start_is_clean_plus_a_thousandth_of_a_normal_draw(self):
+        images, _ = batch()
+        seed = tf.constant([2, 9], tf.int64)
+        start = attacks.random_start(tf.constant(images), 0.05, seed, noise="gaussian")
+        expected = np.clip(images + 0.001 * tf.random.stateless_normal(images.shape, seed), 0, 1)
+        self.assertAllClose(start, expected, atol=1e-7)
+        attack = attacks.PGD(0.05, 0.01, 0, start_noise="gaussian")
+        self.assertAllClose(attack.attack(attacks.inference_logits(conv_model()), images,
+                                          batch()[1], seed=seed).adversarial_images, start)
+        self.assertEqual(attack.describe()["start_noise"], "gaussian")
+        self.assertNotIn("start_noise", attacks.PGD(0.05, 0.01, 2).describe())
+        with self.assertRaisesRegex(ValueError, "`start_noise` must be one of"):
+            attacks.PGD(0.05, 0.01, 2, start_noise="laplace")
+
+    def test_objective_by_name_or_object(self):
+        by_object = attacks.PGD(0.1, 0.01, 3, objective=attacks.get_objective("kl_to_clean"))
+        self.assertEqual(by_object, attacks.PGD(0.1, 0.01, 3, objective="kl_to_clean"))
+        self.assertEqual(by_object.get_config()["objective"], "kl_to_clean")
+        custom = attacks.Objective("first_logit", lambda logits, labels: logits[:, 0])
+        model, _, _ = linear_model()
+        images, labels = batch()
+        adversarial = attacks.PGD(0.1, 0.02, 3, objective=custom).attack(
+            attacks.inference_logits(model), images, labels).adversarial_images
+        self.assertTrue(np.all(model(adversarial).numpy()[:, 0] > model(images).numpy()[:, 0]))
+        with self.assertRaisesRegex(ValueError, "cannot be saved by name"):
+            attacks.PGD(0.1, 0.02, 3, objective=custom).get_config()
+        with self.assertRaisesRegex(ValueError, "is untargeted"):
+            attacks.PGD(0.1, 0.02, 3, objective="kl_to_clean", targeted=True)
+
     def test_keras_serialization_round_trip(self):
-        for attack in (attacks.PGD(0.1, 0.01, 3, objective="margin"), attacks.FGSM(0.2)):
+        for attack in (attacks.PGD(0.1, 0.01, 3, objective="margin"), attacks.FGSM(0.2),
+                       attacks.PGD(0.1, 0.01, 3, objective="kl_to_clean",
+                                   start_noise="gaussian")):
             copy = keras.saving.deserialize_keras_object(
                 keras.saving.serialize_keras_object(attack))
             self.assertEqual(copy, attack)

@@ -13,7 +13,9 @@ from tf_atalp.training import flags as train_flags
 from tf_atalp.training import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.flags")))
+# Training flagfiles (study_*.flags configure study_main: tests/study_configs_test.py).
+CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.flags"))
+                 if not os.path.basename(p).startswith("study_"))
 EXPECTED_CLASSES = {"flowers17": 17, "imagenet4": 4, "dogs_vs_cats": 2, "synthetic": 4}
 
 train_flags.define_train_flags()

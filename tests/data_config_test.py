@@ -17,6 +17,7 @@ class DataConfigTest(tf.test.TestCase, parameterized.TestCase):
             ("flowers17", "auto", "folder", ""),
             ("flowers17", "tfds", "tfds", "oxford_flowers17"),
             ("imagenet4", "tfds", "tfds", "imagenet4"),
+            ("dogs_vs_cats", "tfds", "tfds", "dogs_vs_cats"),
             ("dogs_vs_cats", "folder", "folder", ""),
     )
     def test_resolves_source_and_tfds_name(self, dataset, source, resolved, tfds_name):
@@ -48,8 +49,6 @@ class DataConfigTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.parameters(
             dict(dataset="folder", source="auto", data_dir=None, message="`data_dir` must be set"),
-            dict(dataset="dogs_vs_cats", source="tfds", data_dir="/d",
-                 message="needs a TFDS builder"),
             dict(dataset="folder", source="tfds", data_dir="/d", message="needs a TFDS builder"),
             dict(dataset="tfds:mnist", source="folder", data_dir="/d", message="'auto' or 'tfds'"),
     )

@@ -12,18 +12,12 @@ import tensorflow_datasets as tfds
 from absl.testing import parameterized
 
 from tests.real_data import shared_data_dir
+from tests.tfds_fixtures import load_labels_and_names
 from tf_atalp.data import DataConfig, get_dataset_info, make_dataset, validate_data_config
 from tf_atalp.data import flowers17, tfds_flowers17
 from tf_atalp.data.tfds_imagenet4 import Imagenet4Config
 
 SIZE = 32
-
-
-def load_labels_and_names(name, data_dir, split, **kwargs):
-    """(label, file_name) pairs of a prepared dataset, without decoding images."""
-    dataset = tfds.load(name, split=split, data_dir=data_dir, **kwargs,
-                        decoders={"image": tfds.decode.SkipDecoding()})
-    return [(int(ex["label"]), ex["file_name"].decode()) for ex in dataset.as_numpy_iterator()]
 
 
 def write_jpeg(path, seed=0):

@@ -21,12 +21,38 @@ class DefenseRegistryTest(tf.test.TestCase, parameterized.TestCase):
         self.assertContainsSubset({"none", "pat", "alp", "at", "at_alp"},
                                   set(defenses.defense_names()))
 
+    def test_leaderboard_defenses_are_registered_with_their_step_strategies(self):
+        self.assertContainsSubset({"trades", "mart", "fast_at", "free_at"},
+                                  set(defenses.defense_names()))
+        plain = defenses.get_defense("pat")
+        self.assertEqual((plain.free_replays(), plain.weight_perturbation(),
+                          plain.updates_per_batch(), plain.epochs_to_run(10),
+                          plain.watches_overfitting()), (0, 0.0, 1, 10, False))
+        self.assertEqual(defenses.get_defense("free_at").updates_per_batch(), 8)
+        self.assertTrue(defenses.get_defense("fast_at").watches_overfitting())
+        self.assertEqual(defenses.get_defense("at_alp", awp_gamma=0.01).weight_perturbation(),
+                         0.01)
+
+    def test_one_set_of_options_configures_every_new_defense(self):
+        # The options of train_main's flags, passed to every defense: each takes its own.
+        options = {"alpha": 0.5, "beta": 0.1, "trades_beta": 3.0, "mart_lambda": 4.0,
+                   "fgsm_step": 1.0, "grad_align_lambda": 0.2, "replays": 4}
+        self.assertEqual(defenses.get_defense("trades", **options).trades_beta, 3.0)
+        self.assertEqual(defenses.get_defense("mart", **options).mart_lambda, 4.0)
+        fast = defenses.get_defense("fast_at", **options)
+        self.assertEqual((fast.fgsm_step, fast.grad_align_lambda), (1.0, 0.2))
+        self.assertEqual(defenses.get_defense("free_at", **options).replays, 4)
+
     @parameterized.parameters(
         ("none", ("ce",), False, True, False),
         ("pat", ("ce",), True, False, True),
         ("alp", ("ce", "alp"), True, True, True),
         ("at", ("ce", "at"), True, True, True),
         ("at_alp", ("ce", "alp", "at"), True, True, True),
+        ("trades", ("ce", "kl"), True, True, True),
+        ("mart", ("boosted_ce", "weighted_kl"), True, True, True),
+        ("fast_at", ("ce",), True, False, True),
+        ("free_at", ("ce",), True, False, True),
     )
     def test_terms_and_passes(self, name, terms, adversarial, uses_clean, uses_adversarial):
         defense = defenses.get_defense(name)

@@ -102,6 +102,12 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
             self.assertEqual([a["attack"] for a in entry["attacks"]],
                              ["apgd-ce", "apgd-t", "fab-t", "square"])
             self.assertIsInstance(run_["flags"], list)
+            robust = entry["robust_examples"]  # one '0'/'1' per image, for paired tests
+            self.assertLen(robust, 8)
+            self.assertEqual(robust.count("1"), entry["robust_correct"])
+            self.assertEqual(run_["robust_examples"], robust)
+        self.assertLen(document["clean_examples"], 8)
+        self.assertEqual(document["clean_examples"].count("1"), document["clean_correct"])
         self.assertIn("AutoAttack (standard, epsilon 0.03)", run.stdout)
 
     def test_autoattack_flags_a_transfer_attack_that_beats_it(self):
@@ -261,11 +267,17 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.named_parameters(
         ("epsilon_above_one", ["--epsilons=1.5"], r"`epsilons` must be in \[0, 1\]"),
-        ("zero_iterations", ["--iterations=0"], "`iterations` must be counts >= 1"))
+        ("zero_iterations", ["--iterations=0"], "`iterations` must be counts >= 1"),
+        ("results_file_that_cannot_be_written",  # refused before the attack, not after
+         ["--results_file=/proc/nowhere/r.json", "--attack=autoattack"],
+         r"eval_main.py: error: `results_file` cannot be written: '/proc' does not take new "
+         r"files \(.+\)\. Received: results_file='/proc/nowhere/r.json'\n"))
     def test_bad_flags_exit_nonzero_and_write_nothing(self, args, message):
         run = run_eval_main(f"--model_dir={self.model_dir}", *args)
         self.assertNotEqual(run.returncode, 0)
         self.assertRegex(run.stderr + run.stdout, message)
+        self.assertNotIn("Traceback", run.stderr)
+        self.assertNotIn("Evaluating", run.stdout)  # no work started
         self.assertFalse(os.path.exists(self.results_file))
 
     def test_errors_come_alone_without_the_flag_listing(self):

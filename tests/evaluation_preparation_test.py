@@ -61,6 +61,24 @@ class PrepareEvaluationTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, "`results_file` must be a file path"):
             prepare(model_dir=self.model_dir, results_file=temporary_folder(self))
 
+    def test_outputs_that_cannot_be_written_are_refused_before_any_model_is_loaded(self):
+        a_file = os.path.join(temporary_folder(self), "a_file")
+        open(a_file, "w").close()
+        with mock.patch("keras.models.load_model") as load_keras:
+            with self.assertRaisesRegex(ValueError, "^`results_file` cannot be written: '/proc' "
+                                        r"does not take new files \(.+\)\. Received: "
+                                        "results_file='/proc/nowhere/r.json'$"):
+                prepare(model_dir=self.model_dir, results_file="/proc/nowhere/r.json")
+            with self.assertRaisesRegex(ValueError, f"^`results_file` must be a folder, but "
+                                        f"{a_file!r} .*is a file"):
+                prepare(model_dir=self.model_dir, results_file=os.path.join(a_file, "r.json"))
+        load_keras.assert_not_called()
+        # The protocol writes none of them, so it skips these checks.
+        prepared = prepare_evaluation(EvalConfig(model_dir=self.model_dir,
+                                                 results_file="/proc/nowhere/r.json"),
+                                      check_outputs=False)
+        self.assertEqual(prepared.results_path, "/proc/nowhere/r.json")
+
     def test_model_dir_must_hold_a_model(self):
         with self.assertRaisesRegex(ValueError, "`model_dir` holds no model to evaluate"):
             prepare(model_dir=temporary_folder(self))

@@ -11,6 +11,7 @@ from tests.evaluation_fixtures import (
     CountingModel, conv_data, conv_model, dataset_of, temporary_folder)
 from tf_atalp.attacks import PGD, Restarts, WorstCase, inference_logits
 from tf_atalp.evaluation import evaluate_robustness
+from tf_atalp.evaluation.per_example import decode_outcomes
 from tf_atalp.export import export_saved_model, load_serving_model
 
 def pgd_attack(*args, restarts=1, **kwargs):
@@ -172,6 +173,21 @@ class GuaranteesTest(tf.test.TestCase, parameterized.TestCase):
         combined = self.evaluate([WorstCase([ce, margin])], seed=3)
         self.assertEqual(combined["worst_case"][0]["robust_correct"],
                          by_epsilon[0.1]["robust_correct"])
+        self.assertEqual(combined["worst_case"][0]["robust_examples"],
+                         by_epsilon[0.1]["robust_examples"])
+
+    def test_per_example_outcomes_match_the_counts_and_order(self):
+        result = self.evaluate([pgd_attack(0.1, 0.02, 4), pgd_attack(0.0, 0.01, 1)], seed=3)
+        clean = decode_outcomes(result["clean_examples"])
+        predicted = np.argmax(inference_logits(self.model)(self.images), axis=-1)
+        self.assertAllEqual(clean, predicted == self.labels)  # example i at position i
+        for entry in result["worst_case"]:
+            robust = decode_outcomes(entry["robust_examples"])
+            self.assertLen(robust, result["num_examples"])
+            self.assertEqual(int(robust.sum()), entry["robust_correct"])
+            self.assertFalse(np.any(robust & ~clean))  # robust implies clean-correct
+        self.assertEqual(result["worst_case"][0]["robust_examples"],  # epsilon 0: clean
+                         result["clean_examples"])
 
     def test_restarts_never_increase_accuracy(self):
         single = pgd_attack(0.05, 0.01, 5, restarts=1)

@@ -6,6 +6,7 @@ import tensorflow as tf
 from tests.evaluation_fixtures import CountingModel, conv_data, conv_model, dataset_of
 from tf_atalp.attacks import PGD, Restarts, WorstCase, inference_logits
 from tf_atalp.evaluation import evaluate_robustness, evaluate_transfer
+from tf_atalp.evaluation.per_example import decode_outcomes
 
 
 class IteratesTest(tf.test.TestCase):
@@ -63,6 +64,10 @@ class EvaluateTransferTest(tf.test.TestCase):
         target = result["models"]["other"]
         self.assertEqual(target["worst_case"][0]["robust_correct"],
                          target["attacks"][0]["worst_iterate_correct"][-1])
+        robust = decode_outcomes(target["worst_case"][0]["robust_examples"])
+        self.assertEqual(int(robust.sum()), target["worst_case"][0]["robust_correct"])
+        self.assertFalse(np.any(robust & ~decode_outcomes(target["clean_examples"])))
+        self.assertEqual(source["clean_examples"], white_box["clean_examples"])
 
     def test_a_target_identical_to_the_source_is_attacked_white_box(self):
         twin = conv_model(seed=0)  # the same weights: transfer is then white-box

@@ -43,6 +43,25 @@ class CrossEntropyTest(tf.test.TestCase):
             losses.cross_entropy([0], [[1.0, 2.0]], reduction="avg")
 
 
+class KLDivergenceTest(tf.test.TestCase):
+
+    def test_two_class_value_by_hand(self):
+        # p = (1/2, 1/2), q = (3/4, 1/4): KL(p || q) = 1/2 ln(2/3) + 1/2 ln 2 = 1/2 ln(4/3);
+        # KL(q || p) = 3/4 ln(3/2) + 1/4 ln(1/2).
+        half, skewed = np.array([[0.0, 0.0]]), np.array([[np.log(3.0), 0.0]])
+        self.assertAllClose(losses.kl_divergence(half, skewed), 0.5 * np.log(4 / 3))
+        self.assertAllClose(losses.kl_divergence(skewed, half),
+                            0.75 * np.log(1.5) + 0.25 * np.log(0.5))
+
+    def test_zero_for_equal_predictions_and_finite_for_extreme_ones(self):
+        logits = np.array([[1.0, -2.0, 0.5], [80.0, -80.0, 0.0]], np.float32)
+        self.assertAllClose(losses.kl_divergence(logits, logits + 3.0, reduction="none"),
+                            [0.0, 0.0], atol=1e-6)
+        far = losses.kl_divergence(logits, logits[:, ::-1].copy(), reduction="sum")
+        self.assertTrue(np.isfinite(far.numpy()))
+        self.assertGreater(float(far), 79.0)  # about 80: p is (1, 0, 0), q puts e^-80 on class 0
+
+
 class LogitPairingTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.parameters("mean_squared", "squared_l2", "l2")

@@ -1,5 +1,6 @@
 """Tests of tf_atalp.plots: PNGs from hand-made history files and results documents."""
 
+import json
 import os
 import sys
 
@@ -7,7 +8,9 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from tests.evaluation_fixtures import temporary_folder
-from tf_atalp.plots import plot_accuracy_vs_steps, plot_training_curves, read_history
+from tf_atalp.model_dir import ROBUST_ACCURACY_FILE
+from tf_atalp.plots import (
+    plot_accuracy_vs_steps, plot_training_curves, read_history, training_curves_figure)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FULL_HISTORY = (
@@ -16,6 +19,23 @@ FULL_HISTORY = (
     "1,0.25,0.5,0.25,1.4,0.3,12.5,1.8,0.1,0.2,0.35,1.7\n"
     "2,0.3,0.4,0.2,1.2,0.45,11.0,1.5,0.05,0.28,0.5,1.4\n"
     "3,0.4,0.3,0.15,1.0,0.6,11.2,1.2,0.01,0.33,0.55,1.3\n")
+
+ROBUST_HISTORY = (
+    "epoch,clean_accuracy,val_clean_accuracy,val_loss,val_robust_accuracy\n"
+    "1,0.3,0.35,1.7,0.1\n"
+    "2,0.45,0.5,1.4,0.25\n"
+    "3,0.6,0.55,1.3,0.2\n")
+# What RobustAccuracy.describe() writes (the keys the plot reads).
+ROBUST_RECORD = {"name": "val_robust_accuracy", "attack": {
+    "attack": "pgd", "epsilon": 8 / 255, "step_size": 2 / 255, "iterations": 10},
+    "subset": {"num_examples": 256, "split_size": 272, "per_class": {"a": 128, "b": 128}}}
+
+
+def accuracy_lines(figure):
+    """{legend label: (epochs, values)} of the accuracies panel."""
+    _, accuracies = figure.axes
+    return {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
+            for line in accuracies.lines}
 
 
 def results_document(epsilons=(2 / 255, 8 / 255), steps=(10, 20, 50)):
@@ -69,6 +89,18 @@ class PlotsTest(tf.test.TestCase, parameterized.TestCase):
         output = os.path.join(self.folder, "curves.png")
         plot_training_curves(self.write("history.csv", text), output)
         self.assertIsPng(output)
+
+    def test_robust_accuracy_is_drawn_with_its_attack_and_image_count(self):
+        history = self.write("history.csv", ROBUST_HISTORY)
+        self.write(ROBUST_ACCURACY_FILE, json.dumps(ROBUST_RECORD))
+        lines = accuracy_lines(training_curves_figure(history))
+        label = "val_robust_accuracy (PGD, epsilon 8/255, step 2/255, 10 steps; 256 images)"
+        self.assertEqual(list(lines), ["clean_accuracy", "val_clean_accuracy", label])
+        self.assertEqual(lines[label], ([1.0, 2.0, 3.0], [0.1, 0.25, 0.2]))
+
+    def test_robust_accuracy_without_its_record_keeps_the_column_name(self):
+        lines = accuracy_lines(training_curves_figure(self.write("history.csv", ROBUST_HISTORY)))
+        self.assertIn("val_robust_accuracy", lines)
 
     def test_read_history_keeps_known_numeric_cells(self):
         path = self.write("history.csv",

@@ -17,6 +17,7 @@ from tf_atalp.protocol import (
     ProtocolConfig, paper_setting, prepare_protocol, run_protocol, strong_setting)
 from tf_atalp.protocol import cell_runs
 from tf_atalp.protocol.cells import CELLS_DIR
+from tf_atalp.protocol.tables import SAME_DEFENSE_COLUMN
 
 EPSILONS = (0.03125, 0.5)
 SETTINGS = (paper_setting(record_at=(2, 4)), strong_setting(iterations=4))
@@ -159,6 +160,42 @@ class PaperProtocolTest(tf.test.TestCase):
         self.assertEqual(counting.call_count, 4)  # 2 settings x 2 targets
 
 
+class PairedSourceTest(tf.test.TestCase):
+    """The paper's gray-box attacker: the target's defense and architecture, other weights."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        root = temporary_folder(cls)
+        cls.dirs = protocol_workspace(root)
+        cls.output = os.path.join(root, "paired")
+        cls.document = run_protocol(prepare_protocol(protocol_config(
+            cls.dirs, cls.output, gray_box_sources=(), black_box_sources=(),
+            # The copy is also a target here: a source may be another target of the run.
+            targets=(cls.dirs["none"], cls.dirs["at_alp"], cls.dirs["at_alp_copy"]),
+            paired_sources=((cls.dirs["at_alp"], cls.dirs["at_alp_copy"]),),
+            figure_targets=("target_at_alp",), figure_images=1, landscape_grid=3)))
+
+    def test_the_copy_is_scored_on_its_one_target(self):
+        transfer = [s for s in self.document["series"] if s["source"] is not None]
+        self.assertNotEmpty(transfer)
+        self.assertEqual({s["target"] for s in transfer}, {"target_at_alp"})
+        self.assertTrue(all(s["paired"] and s["threat_model"] == "gray_box"
+                            and s["column"] == SAME_DEFENSE_COLUMN for s in transfer))
+        self.assertEqual({s["source"] for s in transfer}, {"at_alp_copy"})
+        cells = os.listdir(os.path.join(self.output, CELLS_DIR))
+        self.assertIn("paper__gray_box__at_alp_copy__to__target_at_alp.json", cells)
+        row = {r["model"]: r for r in self.document["table1"]["paper"]}["target_at_alp"]
+        self.assertIsNotNone(row["cells"][f"{SAME_DEFENSE_COLUMN} 0.5"])
+        for series in transfer:  # per-image outcomes travel with every series
+            self.assertEqual(series["robust_examples"].count("1"), series["robust_correct"])
+
+    def test_figures_draw_only_the_chosen_targets(self):
+        self.assertLen(self.document["figures"]["figure4"], 1)
+        self.assertEqual(set(self.document["clean_examples"]),
+                         {"target_none", "target_at_alp", "at_alp_copy"})
+
+
 class ProtocolInputsTest(tf.test.TestCase):
 
     @classmethod
@@ -186,6 +223,22 @@ class ProtocolInputsTest(tf.test.TestCase):
         open(a_file, "w").close()
         with self.assertRaisesRegex(ValueError, "must be a folder"):
             prepare_protocol(protocol_config(self.dirs, a_file))
+        with self.assertRaisesRegex(ValueError, "^`output_dir` cannot be written: '/proc'"):
+            prepare_protocol(protocol_config(self.dirs, "/proc/nowhere/protocol"))
+        tensorboard_is_a_file = os.path.join(self.root, "output_with_a_file")
+        os.makedirs(tensorboard_is_a_file)
+        open(os.path.join(tensorboard_is_a_file, "tensorboard"), "w").close()
+        with self.assertRaisesRegex(ValueError, "tensorboard' is a file"):
+            prepare_protocol(protocol_config(self.dirs, tensorboard_is_a_file))
+
+    def test_a_paired_source_must_be_another_model_of_its_targets_defense(self):
+        self.check_refused("trained with its target's defense",
+                           paired_sources=((self.dirs["none"], self.dirs["at_alp_copy"]),))
+        self.check_refused("another model than its target",
+                           paired_sources=((self.dirs["at_alp"], self.dirs["at_alp"]),))
+        self.check_refused("names a target that is not in `targets`",
+                           paired_sources=((self.dirs["gray"], self.dirs["at_alp_copy"]),))
+        self.check_refused("`figure_targets` must name targets", figure_targets=("nobody",))
 
     def test_a_same_defense_source_needs_a_target_of_its_defense(self):
         self.check_refused("has no target trained with its defense",

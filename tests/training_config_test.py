@@ -59,6 +59,31 @@ class RunConfigTest(tf.test.TestCase, parameterized.TestCase):
         self.assertTrue(config.train.attack_batchnorm_training)
         self.assertTrue(config.attack.jit_compile)
 
+    def test_the_overfitting_check_follows_the_defense_unless_asked(self):
+        self.assertTrue(make_config(defense=get_defense("fast_at")).checks_overfitting)
+        self.assertTrue(make_config(defense=get_defense("free_at")).checks_overfitting)
+        self.assertFalse(make_config().checks_overfitting)
+        forced = make_config(train=config_lib.TrainConfig(model_dir="/x", overfitting_check=True))
+        self.assertTrue(forced.checks_overfitting)
+        off = make_config(defense=get_defense("fast_at"),
+                          train=config_lib.TrainConfig(model_dir="/x", overfitting_check=False))
+        self.assertFalse(off.checks_overfitting)
+        self.assertFalse(make_config(defense=get_defense("none"),
+                                     attack=PGDConfig(0.0, 0.01, 0)).checks_overfitting)
+
+    def test_new_defenses_and_awp_round_trip(self):
+        folder = tempfile.mkdtemp()
+        for defense in (get_defense("trades", trades_beta=2.0), get_defense("mart"),
+                        get_defense("fast_at", grad_align_lambda=0.2),
+                        get_defense("free_at", replays=4),
+                        get_defense("at_alp", awp_gamma=0.005)):
+            config = make_config(defense=defense, attack=PGDConfig(0.03, 0.01, 3,
+                                                                    start_noise="gaussian"),
+                                 train=config_lib.TrainConfig(model_dir="/x",
+                                                              lr_schedule="cyclic"))
+            config_lib.save_run_config(config, folder)
+            self.assertEqual(config_lib.load_run_config(folder), config, defense.name)
+
     def test_eval_attack_follows_the_training_attack(self):
         config = make_config(train=config_lib.TrainConfig(model_dir="/x", eval_pgd_iterations=9))
         self.assertEqual(config.eval_attack, dataclasses.replace(config.attack, iterations=9))

@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent("""
     images, labels = make_synthetic_arrays(32, 16, 4, seed=0)
     attack = PGDConfig(0.05, 0.02, 2, random_start=False)
 
-    def one_step(strategy):
+    def one_step(strategy, name="at_alp", **options):
         with strategy.scope():
             keras.utils.set_random_seed(0)
             inputs = keras.Input((16, 16, 3))
@@ -34,8 +34,9 @@ SCRIPT = textwrap.dedent("""
                                            name="features")(inputs)
             logits = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(features))
             network = with_feature_outputs(keras.Model(inputs, logits), {"maps": "features"})
-            trainer = AdversarialTrainer(network, get_defense("at_alp", attention_groups=None),
-                                         attack=attack)
+            trainer = AdversarialTrainer(network, get_defense(name, attention_groups=None,
+                                                              **options),
+                                         attack=attack, seed=0)
             trainer.compile(optimizer=keras.optimizers.SGD(0.5),
                             metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")])
         dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(32)
@@ -43,15 +44,27 @@ SCRIPT = textwrap.dedent("""
         return ([v.numpy() for v in network.trainable_variables], strategy.num_replicas_in_sync,
                 {key: value[-1] for key, value in logs.items()})
 
-    single, one, single_logs = one_step(tf.distribute.get_strategy())
-    mirrored, two, mirrored_logs = one_step(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-    assert (one, two) == (1, 2), (one, two)
-    for a, b in zip(single, mirrored):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    # The logged loss is the global batch's, not one replica's share.
-    assert set(single_logs) == set(mirrored_logs), (single_logs, mirrored_logs)
-    for key in single_logs:
-        np.testing.assert_allclose(single_logs[key], mirrored_logs[key], rtol=1e-4, err_msg=key)
+    mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    # Deterministic steps match the single-device step exactly (free_at's replays; AWP's
+    # perturbation from the gradient summed over the replicas).
+    for name, options in (("at_alp", {}), ("free_at", {"replays": 3}),
+                          ("at_alp", {"awp_gamma": 0.01})):
+        single, one, single_logs = one_step(tf.distribute.get_strategy(), name, **options)
+        mirrored, two, mirrored_logs = one_step(mirrored_strategy, name, **options)
+        assert (one, two) == (1, 2), (one, two)
+        for a, b in zip(single, mirrored):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=name)
+        # The logged loss is the global batch's, not one replica's share.
+        assert set(single_logs) == set(mirrored_logs), (single_logs, mirrored_logs)
+        for key in single_logs:
+            np.testing.assert_allclose(single_logs[key], mirrored_logs[key], rtol=1e-4,
+                                       err_msg=f"{name} {key}")
+    # Random starts are drawn per replica, so these are checked for running and logging.
+    for name in ("trades", "mart", "fast_at"):
+        single, _, single_logs = one_step(tf.distribute.get_strategy(), name)
+        mirrored, _, mirrored_logs = one_step(mirrored_strategy, name)
+        assert set(single_logs) == set(mirrored_logs), (name, single_logs, mirrored_logs)
+        assert all(np.isfinite(value) for value in mirrored_logs.values()), mirrored_logs
     print("MIRRORED_MATCHES")
 """)
 

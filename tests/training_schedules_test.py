@@ -26,6 +26,13 @@ class WarmupScheduleTest(tf.test.TestCase, parameterized.TestCase):
         constant = WarmupSchedule(peak=0.5, total_steps=10, kind="constant")
         self.assertAllClose(constant(9), 0.5)
 
+    def test_cyclic_rises_to_the_peak_at_half_and_falls_to_zero(self):
+        cyclic = WarmupSchedule(peak=0.2, total_steps=100, kind="cyclic")
+        self.assertAllClose([cyclic(0), cyclic(25), cyclic(50), cyclic(75), cyclic(100)],
+                            [0.0, 0.1, 0.2, 0.1, 0.0], atol=1e-7)
+        with self.assertRaisesRegex(ValueError, "`warmup_steps` must be 0"):
+            WarmupSchedule(peak=0.2, total_steps=100, warmup_steps=10, kind="cyclic")
+
     def test_serialises(self):
         schedule = WarmupSchedule(peak=0.3, total_steps=50, warmup_steps=5, kind="step")
         restored = keras.optimizers.schedules.deserialize(

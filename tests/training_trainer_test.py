@@ -293,6 +293,75 @@ class TrainerKerasIntegrationTest(tf.test.TestCase):
                             atol=1e-5)
 
 
+NEW_DEFENSES = (("trades", {}), ("mart", {}), ("fast_at", {"grad_align_lambda": 0.2}),
+                ("free_at", {"replays": 3}), ("at_alp", {"awp_gamma": 0.01}),
+                ("trades", {"awp_gamma": 0.005}))
+
+
+class StepStrategyTest(tf.test.TestCase, parameterized.TestCase):
+    """trades, mart, fast_at, free_at and AWP through fit, bf16, XLA and saving."""
+
+    @parameterized.parameters(*NEW_DEFENSES)
+    def test_loss_falls_on_a_fixed_batch(self, name, options):
+        images, labels = fixed_batch(64)
+        trainer = AdversarialTrainer(feature_model(batch_norm=True), defense(name, **options),
+                                     attack=FIXED_ATTACK, seed=0)
+        trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2))
+        losses_seen = [float(trainer.train_on_batch(images, labels, return_dict=True)["loss"])
+                       for _ in range(20)]
+        self.assertTrue(np.all(np.isfinite(losses_seen)))
+        self.assertLess(np.mean(losses_seen[-3:]), 0.8 * np.mean(losses_seen[:3]))
+
+    @parameterized.parameters(*NEW_DEFENSES)
+    def test_fit_and_saving_round_trip(self, name, options):
+        images, labels = fixed_batch(32)
+        chosen = defense(name, **options)
+        trainer = AdversarialTrainer(feature_model(batch_norm=True), chosen, attack=FIXED_ATTACK,
+                                     eval_attack=PGDConfig(0.05, 0.02, 2), seed=1)
+        trainer.compile(optimizer="adam")
+        history = trainer.fit(tf.data.Dataset.from_tensor_slices((images, labels)).batch(16),
+                              epochs=1, verbose=0, validation_data=(images, labels),
+                              shuffle=False)
+        for key in ("loss", *chosen.term_names, "adversarial_accuracy", "val_adversarial_accuracy"):
+            self.assertTrue(np.isfinite(history.history[key][-1]), key)
+        path = os.path.join(self.get_temp_dir(), f"{chosen.name}.keras")
+        trainer.save(path)
+        loaded = keras.models.load_model(path)
+        self.assertEqual(loaded.defense, chosen)
+        self.assertEqual(loaded.defense.name, chosen.name)
+        self.assertAllClose(loaded.predict(images, verbose=0), trainer.predict(images, verbose=0),
+                            atol=1e-5)
+
+    @parameterized.parameters(*NEW_DEFENSES)
+    def test_mixed_bfloat16(self, name, options):
+        images, labels = fixed_batch()
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            network = feature_model(batch_norm=True)
+            trainer = AdversarialTrainer(network, defense(name, **options), attack=FIXED_ATTACK)
+            trainer.compile(optimizer="adam")
+            logs = trainer.train_on_batch(images, labels, return_dict=True)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        for key, value in logs.items():
+            self.assertTrue(np.isfinite(value), key)
+        self.assertEqual(network.trainable_variables[0].dtype, "float32")
+
+    @parameterized.parameters(("free_at", {"replays": 2}), ("pat", {"awp_gamma": 0.01}))
+    def test_xla_step_computes_the_plain_step(self, name, options):
+        images, labels = fixed_batch(16)
+        step_losses, weights = [], []
+        for jit in (False, True):
+            network = feature_model()
+            trainer = AdversarialTrainer(network, defense(name, **options), attack=FIXED_ATTACK)
+            trainer.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit)
+            step_losses.append(trainer.train_on_batch(images, labels, return_dict=True)["loss"])
+            weights.append([v.numpy() for v in network.trainable_variables])
+        self.assertAllClose(step_losses[1], step_losses[0], rtol=1e-4)
+        for plain, compiled in zip(*weights):
+            self.assertAllClose(plain, compiled, rtol=1e-4, atol=1e-5)
+
+
 class RobustnessEffectTest(tf.test.TestCase):
     """at_alp training must buy real PGD robustness over undefended training."""
 

@@ -3,6 +3,8 @@
 A bad flag value, a missing folder or a corrupt file is reported as one
 message on stderr (no traceback, no flag listing) with a pointer to the help,
 and the process exits with status 2, as absl does for flag-parsing errors.
+A fault of the machine met during the work (a full disk, a run folder in use
+by another process) is one message too, without the pointer: status 1.
 """
 
 import os
@@ -10,6 +12,7 @@ import sys
 from typing import NoReturn
 
 USAGE_ERROR_STATUS = 2
+FAILURE_STATUS = 1
 
 
 def exit_with_error(message: str, program: str | None = None) -> NoReturn:
@@ -19,6 +22,14 @@ def exit_with_error(message: str, program: str | None = None) -> NoReturn:
                      f"Run `python {program} --helpshort` to list the flags.\n")
     sys.stderr.flush()
     sys.exit(USAGE_ERROR_STATUS)
+
+
+def exit_with_failure(message: str, program: str | None = None) -> NoReturn:
+    """Prints `<program>: error: <message>`; exits with status 1 (the flags were fine)."""
+    program = program or os.path.basename(sys.argv[0])
+    sys.stderr.write(f"{program}: error: {message}\n")
+    sys.stderr.flush()
+    sys.exit(FAILURE_STATUS)
 
 
 def flagfiles_first(argv: list[str]) -> list[str]:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from tf_atalp.io_utils import TEMPORARY_PREFIX
 from tf_atalp.models.outputs import logits_of
 
 SERVING_ENDPOINT = "serve"
@@ -156,6 +157,18 @@ def _is_saved_model(folder: str) -> bool:
     return os.path.isfile(os.path.join(folder, SAVED_MODEL_FILE))
 
 
+def check_export_dir(export_dir: str) -> str:
+    """Raises ValueError unless `export_dir` is new, empty or a SavedModel; its absolute path."""
+    export_dir = os.path.abspath(export_dir)
+    if os.path.exists(export_dir):
+        if not os.path.isdir(export_dir) or (os.listdir(export_dir)
+                                             and not _is_saved_model(export_dir)):
+            raise ValueError(
+                "`export_dir` must be a new folder, an empty one or an existing SavedModel. "
+                f"Received: export_dir={export_dir!r}")
+    return export_dir
+
+
 def export_saved_model(network: keras.Model, export_dir: str,
                        class_names: Sequence[str] | None = None,
                        randomization: str | None = None) -> str:
@@ -174,13 +187,7 @@ def export_saved_model(network: keras.Model, export_dir: str,
         draws on every call (`Defense.randomization()`), written into
         serving_info.json and the signature's docstring.
     """
-    export_dir = os.path.abspath(export_dir)
-    if os.path.exists(export_dir):
-        if not os.path.isdir(export_dir) or (os.listdir(export_dir)
-                                             and not _is_saved_model(export_dir)):
-            raise ValueError(
-                "`export_dir` must be a new folder, an empty one or an existing SavedModel. "
-                f"Received: export_dir={export_dir!r}")
+    export_dir = check_export_dir(export_dir)
     serve = serving_function(network, randomization)
     image_size = _image_size(network)
     num_classes = int(serve.get_concrete_function().structured_outputs["logits"].shape[-1])
@@ -188,7 +195,7 @@ def export_saved_model(network: keras.Model, export_dir: str,
         class_names = _check_class_names(class_names, num_classes)
     parent = os.path.dirname(export_dir)
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
+    staging = tempfile.mkdtemp(dir=parent, prefix=TEMPORARY_PREFIX + "export-")
     try:
         archive = keras.export.ExportArchive()
         archive.track(network)

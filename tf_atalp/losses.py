@@ -61,6 +61,26 @@ def cross_entropy(labels: tf.Tensor, logits: tf.Tensor, reduction: str = "mean")
     return _reduce(per_example, reduction)
 
 
+def kl_divergence(reference_logits: tf.Tensor, logits: tf.Tensor,
+                  reduction: str = "mean") -> tf.Tensor:
+    """KL(p || q) = sum_k p_k (log p_k - log q_k), p = softmax(reference_logits),
+    q = softmax(logits), per example (TRADES' and MART's robust term).
+
+    Args:
+      reference_logits: [N, K] logits of the reference distribution p (the
+        clean prediction).
+      logits: [N, K] logits of q (the adversarial prediction).
+      reduction: "mean" (over the batch: PyTorch's "batchmean"), "sum" or
+        "none" ([N]).
+    Computed from log-softmaxes, so it is finite whatever the probabilities.
+    """
+    _check_reduction(reduction)
+    log_p = tf.nn.log_softmax(tf.cast(reference_logits, tf.float32), axis=-1)
+    log_q = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+    per_example = tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
+    return _reduce(per_example, reduction)
+
+
 def logit_pairing_loss(
         clean_logits: tf.Tensor,
         adv_logits: tf.Tensor,

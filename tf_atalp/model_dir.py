@@ -17,6 +17,8 @@ SAVED_MODEL_DIR = "saved_model"  # the serving SavedModel
 TRAIN_RESULTS_FILE = "train_results.json"  # final metrics of the run
 HISTORY_FILE = "history.csv"  # per-epoch metrics, epochs numbered from 1
 TRAINING_CURVES_FILE = "training_curves.png"  # history.csv drawn
+# The RobustAccuracy callback's attack and images (val_robust_accuracy of history.csv).
+ROBUST_ACCURACY_FILE = "robust_accuracy.json"
 CHECKPOINTS_DIR = "checkpoints"  # epoch_NNN.weights.h5 after every epoch
 CHECKPOINT_PATTERN = "epoch_{epoch:03d}.weights.h5"  # NNN counts from 1
 BACKUP_DIR = "backup"  # Keras BackupAndRestore state: what a rerun resumes from
@@ -26,19 +28,31 @@ ATTENTION_LOGS_DIR = "attention"  # in LOGS_DIR: the AttentionMaps callback's im
 BACKUP_METADATA_FILE = "training_metadata.json"
 EVAL_RESULTS_FILE = "eval_results.json"  # eval_main.py's results (figure: .png beside it)
 MODEL_CARD_FILE = "model_card.json"  # every robustness figure so far (also in saved_model/assets)
+LOCK_FILE = "run.lock"  # held by the process writing the folder (tf_atalp.run_lock)
+
+
+def read_backup_metadata(backup_dir: str) -> dict | None:
+    """`<backup_dir>/training_metadata.json` ({"epoch", "batch", "weights"}), None if absent.
+
+    Raises ValueError when it is corrupt (no whole-number "epoch").
+    """
+    path = os.path.join(backup_dir, BACKUP_METADATA_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            metadata = json.load(f)
+        metadata["epoch"] = int(metadata["epoch"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is corrupt: {error}. Delete {backup_dir!r} to "
+                         "start the run again.") from error
+    return metadata
 
 
 def finished_epochs(model_dir: str) -> int:
     """How many epochs of the run in `model_dir` are finished and backed up (0 if none)."""
-    path = os.path.join(model_dir, BACKUP_DIR, BACKUP_METADATA_FILE)
-    if not os.path.isfile(path):
-        return 0
-    try:
-        with open(path) as f:
-            return int(json.load(f)["epoch"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{path} is corrupt: {error}. Delete {os.path.dirname(path)!r} to "
-                         "start the run again.") from error
+    metadata = read_backup_metadata(os.path.join(model_dir, BACKUP_DIR))
+    return 0 if metadata is None else metadata["epoch"]
 
 
 def read_history(history_path: str) -> list[dict[str, str]]:
@@ -47,3 +61,12 @@ def read_history(history_path: str) -> list[dict[str, str]]:
         return []
     with open(history_path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def read_robust_accuracy_record(folder: str) -> dict | None:
+    """The RobustAccuracy record (`RobustAccuracy.describe()`) in `folder`; None if missing."""
+    path = os.path.join(folder, ROBUST_ACCURACY_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)

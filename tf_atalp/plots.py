@@ -7,19 +7,20 @@ a temporary file in the target folder and renamed into place.
 
 import math
 import os
-import tempfile
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from tf_atalp.io_utils import current_umask
+from tf_atalp.io_utils import atomic_save
 from tf_atalp.model_dir import read_history as read_history_rows
+from tf_atalp.model_dir import read_robust_accuracy_record
 
 # history.csv columns (Keras CSVLogger of the trainer) drawn in each panel, in order.
 LOSS_COLUMNS = ("loss", "ce", "alp", "at", "val_loss")
-ACCURACY_COLUMNS = ("clean_accuracy", "adversarial_accuracy",
-                    "val_clean_accuracy", "val_adversarial_accuracy")
+ROBUST_ACCURACY_COLUMN = "val_robust_accuracy"  # the RobustAccuracy callback's
+ACCURACY_COLUMNS = ("clean_accuracy", "adversarial_accuracy", "val_clean_accuracy",
+                    ROBUST_ACCURACY_COLUMN, "val_adversarial_accuracy")
 EPOCH_COLUMN = "epoch"
 DPI = 120  # figure sizes are in inches; PNG pixels = inches * DPI
 
@@ -63,13 +64,23 @@ def plot_training_curves(history_csv: str, output_png: str) -> str:
 
     The losses panel shows the train loss, its terms (ce, alp, at) and
     val_loss; the accuracies panel the train and val clean/adversarial
-    accuracy (fractions in [0, 1]). The x axis is the "epoch" column as
-    written (train_main numbers epochs from 1). Returns `output_png`.
+    accuracy and the RobustAccuracy callback's val_robust_accuracy
+    (fractions in [0, 1]; its legend names the attack and the image count
+    when its record, `ROBUST_ACCURACY_FILE`, lies beside history.csv). The x
+    axis is the "epoch" column as written (train_main numbers epochs from 1).
+    Returns `output_png`.
 
     Raises:
       ValueError: the file is missing or has no rows.
     """
+    return save_png(training_curves_figure(history_csv), output_png)
+
+
+def training_curves_figure(history_csv: str) -> Figure:
+    """The Figure `plot_training_curves` draws (axes: losses, accuracies)."""
     series = read_history(history_csv)
+    labels = {ROBUST_ACCURACY_COLUMN: robust_accuracy_label(
+        read_robust_accuracy_record(os.path.dirname(os.path.abspath(history_csv))))}
     figure = Figure(figsize=(11, 4.5), dpi=DPI, layout="constrained")
     losses, accuracies = figure.subplots(1, 2)
     for axes, columns, title in ((losses, LOSS_COLUMNS, "Losses"),
@@ -81,7 +92,8 @@ def plot_training_curves(history_csv: str, output_png: str) -> str:
             if column in series:
                 epochs, values = zip(*series[column])
                 axes.plot(epochs, values, color=colors[base], marker=".",
-                          linestyle="--" if column != base else "-", label=column)
+                          linestyle="--" if column != base else "-",
+                          label=labels.get(column, column))
         axes.set_title(title)
         axes.set_xlabel(EPOCH_COLUMN)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -93,7 +105,24 @@ def plot_training_curves(history_csv: str, output_png: str) -> str:
     accuracies.set_ylim(-0.02, 1.02)
     figure.suptitle(os.path.basename(os.path.dirname(os.path.abspath(history_csv)))
                     or history_csv)
-    return save_png(figure, output_png)
+    return figure
+
+
+def robust_accuracy_label(record: dict | None) -> str:
+    """The legend of val_robust_accuracy: "val_robust_accuracy (PGD, epsilon 8/255, step
+    2/255, 10 steps; 256 images)" from its RobustAccuracy record; the bare name without one."""
+    if record is None or record.get("name") != ROBUST_ACCURACY_COLUMN:
+        return ROBUST_ACCURACY_COLUMN
+    attack = record.get("attack", {})
+    parts = [str(attack.get("attack", "attack")).upper()]
+    if "epsilon" in attack:
+        parts.append(f"epsilon {pixels(attack['epsilon'])}")
+    if "step_size" in attack:
+        parts.append(f"step {pixels(attack['step_size'])}")
+    if "iterations" in attack:
+        parts.append(f"{attack['iterations']} steps")
+    return (f"{ROBUST_ACCURACY_COLUMN} ({', '.join(parts)}; "
+            f"{record['subset']['num_examples']} images)")
 
 
 def plot_accuracy_vs_steps(document: dict, output_png: str) -> str:
@@ -160,16 +189,4 @@ def pixels(value: float) -> str:
 
 def save_png(figure: Figure, output_png: str) -> str:
     """Renders `figure` to a temporary PNG beside `output_png`, then renames it into place."""
-    folder = os.path.dirname(os.path.abspath(output_png))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
-    try:
-        os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp makes files 0600
-        with os.fdopen(handle, "wb") as f:
-            FigureCanvasAgg(figure).print_png(f)
-        os.replace(temporary, output_png)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return output_png
+    return atomic_save(output_png, FigureCanvasAgg(figure).print_png)

@@ -21,7 +21,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENTRY_POINTS = ("train_main", "eval_main")
 PACKAGES = {"tensorflow": "tensorflow", "keras": "keras", "numpy": "numpy", "absl": "absl-py",
-            "tensorflow_datasets": "tensorflow-datasets", "matplotlib": "matplotlib"}
+            "tensorflow_datasets": "tensorflow-datasets", "matplotlib": "matplotlib",
+            "h5py": "h5py"}
 HEADER = '''# Bazel targets for tf_atalp. tests/build_file_test.py fails when a module,
 # test or entry point is missing here, or an import has no matching dep.
 # Regenerate with: python tools/update_build.py

@@ -13,7 +13,8 @@
 - `model_fns.py`: what an attack is given: `inference_logits(model)`,
   `training_logits(model)`, `ExpectationOverTransformation(model_fn, samples)`,
   `BackwardPassDifferentiableApproximation(model_fn, transform)`.
-- `objectives.py`: cross-entropy and CW-margin objectives.
+- `objectives.py`: `Objective`: cross-entropy, CW-margin and KL-to-clean (TRADES)
+  objectives.
 Pixel units on [0, 1] images throughout.
 """
 
@@ -27,7 +28,8 @@ from tf_atalp.attacks.model_fns import (
     expectation_over_transformation, inference_logits, objective_and_gradient,
     training_logits)
 from tf_atalp.attacks.objectives import (
-    OBJECTIVES, cross_entropy_objective, get_objective, margin_objective)
+    OBJECTIVES, Objective, cross_entropy_objective, get_objective, kl_to_clean_objective,
+    margin_objective)
 from tf_atalp.attacks.pgd import (
     FGSM, PGD, PGDConfig, fgsm, for_xla, linf_project, pgd, pgd_from_config, pgd_with_trace,
     random_start)
@@ -36,9 +38,10 @@ from tf_atalp.attacks.square import Square
 __all__ = [
     "APGD", "Attack", "AttackResult", "AutoAttack", "AutoAttackResult",
     "BackwardPassDifferentiableApproximation", "ExpectationOverTransformation", "FAB",
-    "FABTargeted", "FGSM", "ModelFn", "ModelLogits", "OBJECTIVES", "PGD", "PGDConfig",
+    "FABTargeted", "FGSM", "ModelFn", "ModelLogits", "OBJECTIVES", "Objective", "PGD", "PGDConfig",
     "Restarts", "Square", "WorstCase", "cross_entropy_objective", "dlr_loss",
     "expectation_over_transformation", "fgsm", "for_xla", "get_objective", "inference_logits",
+    "kl_to_clean_objective",
     "linf_project", "margin_objective", "masking_flags", "objective_and_gradient", "pgd",
     "pgd_from_config", "pgd_with_trace", "random_start", "restart_seed", "targeted_dlr_loss",
     "training_logits",

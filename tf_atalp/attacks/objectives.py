@@ -1,10 +1,23 @@
-"""Attack objectives: per-example scores an untargeted attack maximises (larger = more wrong)."""
+"""Attack objectives: per-example scores an untargeted attack maximises (larger = more wrong).
 
+An `Objective` maps (logits [N, K], labels [N]) to float32 [N]. One that
+compares with the model's prediction on the clean images (`kl_to_clean`, the
+TRADES attack) has `needs_clean_logits`; an attack binds it to its batch
+before the loop (`objective.bind(model_fn, clean_images)`), which runs the
+model once on the clean images and holds those logits fixed.
+
+    get_objective("cross_entropy")(logits, labels)          # float32 [N]
+    get_objective("kl_to_clean").bind(model_fn, images)(logits, labels)
+
+Attacks take an objective by name (one of OBJECTIVES) or as an `Objective`.
+"""
+
+import dataclasses
 from collections.abc import Callable
 
 import tensorflow as tf
 
-OBJECTIVES = ("cross_entropy", "margin")
+from tf_atalp import losses
 
 
 def cross_entropy_objective(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
@@ -21,10 +34,78 @@ def margin_objective(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     return best_other - true_logit
 
 
-def get_objective(name: str) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-    """The objective function called `name` (one of OBJECTIVES)."""
-    if name == "cross_entropy":
-        return cross_entropy_objective
-    if name == "margin":
-        return margin_objective
-    raise ValueError(f"`objective` must be one of {OBJECTIVES}. Received: objective={name!r}")
+def kl_to_clean_objective(logits: tf.Tensor, labels: tf.Tensor,
+                          clean_logits: tf.Tensor) -> tf.Tensor:
+    """Per-example KL(p(clean) || p(x)), float32 [N] (the labels are not used).
+
+    The TRADES attack (Zhang et al. 2019): move the prediction as far as
+    possible from the clean one. It is 0 at the clean image, with a zero
+    gradient there, which is why TRADES starts from clean + 0.001 * N(0, 1).
+    """
+    del labels
+    return losses.kl_divergence(clean_logits, logits, reduction="none")
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """An attack objective: `objective(logits, labels[, clean_logits]) -> float32 [N]`.
+
+    Attributes:
+      name: its name (in describe() and results files).
+      function: (logits, labels) -> [N], or (logits, labels, clean_logits)
+        -> [N] when `needs_clean_logits`.
+      needs_clean_logits: whether it compares with the clean prediction.
+    """
+
+    name: str
+    function: Callable[..., tf.Tensor]
+    needs_clean_logits: bool = False
+
+    def __call__(self, logits: tf.Tensor, labels: tf.Tensor,
+                 clean_logits: tf.Tensor | None = None) -> tf.Tensor:
+        if not self.needs_clean_logits:
+            return self.function(logits, labels)
+        if clean_logits is None:
+            raise ValueError(f"The objective {self.name!r} needs the clean logits: bind it to "
+                             "the batch first (`objective.bind(model_fn, clean_images)`).")
+        return self.function(logits, labels, clean_logits)
+
+    def bind(self, model_fn: Callable[[tf.Tensor], tf.Tensor],
+             clean_images: tf.Tensor) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+        """The objective as (logits, labels) -> [N] for one batch.
+
+        Runs `model_fn` once on the clean images if the objective needs their
+        logits (held fixed: no gradient flows through them).
+        """
+        if not self.needs_clean_logits:
+            return self
+        clean_logits = tf.stop_gradient(model_fn(clean_images))
+        return lambda logits, labels: self(logits, labels, clean_logits)
+
+
+_REGISTERED = {objective.name: objective for objective in (
+    Objective("cross_entropy", cross_entropy_objective),
+    Objective("margin", margin_objective),
+    Objective("kl_to_clean", kl_to_clean_objective, needs_clean_logits=True),
+)}
+OBJECTIVES = tuple(_REGISTERED)
+
+
+def get_objective(objective: "str | Objective") -> Objective:
+    """The `Objective` called `objective` (one of OBJECTIVES), or `objective` itself."""
+    if isinstance(objective, Objective):
+        return objective
+    if objective not in _REGISTERED:
+        raise ValueError(
+            f"`objective` must be one of {OBJECTIVES} or an Objective. "
+            f"Received: objective={objective!r}")
+    return _REGISTERED[objective]
+
+
+def objective_name(objective: "str | Objective") -> str:
+    """The registered name of `objective`; ValueError for an unregistered `Objective`."""
+    resolved = get_objective(objective)
+    if _REGISTERED.get(resolved.name) != resolved:
+        raise ValueError(f"The objective {resolved.name!r} is not one of {OBJECTIVES}, so it "
+                         "cannot be saved by name.")
+    return resolved.name

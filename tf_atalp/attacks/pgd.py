@@ -10,7 +10,8 @@ same pixel units (0.25 = 64/256).
     result = attack.attack(inference_logits(model), images, labels, seed=0)
 
 Cost: `iterations` x (forward + input gradient); with a trace asked for
-(`record_at`), one more forward pass scores the final iterate.
+(`record_at`), one more forward pass scores the final iterate; an objective
+that compares with the clean prediction (`kl_to_clean`) one forward pass more.
 
 `pgd(...)`, `fgsm(...)`, `pgd_from_config(...)` and `pgd_with_trace(...)`
 are the simple entry points: they take a Keras model (or any callable with a
@@ -28,7 +29,12 @@ import tensorflow as tf
 from tf_atalp.attacks.base import AttackResult, check_images, correct_predictions
 from tf_atalp.attacks.model_fns import (
     inference_logits, objective_and_gradient, training_logits)
-from tf_atalp.attacks.objectives import OBJECTIVES, get_objective
+from tf_atalp.attacks.objectives import Objective, get_objective, objective_name
+
+START_NOISES = ("uniform", "gaussian")
+# The gaussian start's standard deviation, pixel units: TRADES' and MART's code
+# (yaodongyu/TRADES trades.py, YisenWang/MART mart.py) start at clean + 0.001 * N(0, 1).
+GAUSSIAN_START_STDDEV = 0.001
 
 
 def linf_project(images: tf.Tensor, clean_images: tf.Tensor, epsilon) -> tf.Tensor:
@@ -37,18 +43,27 @@ def linf_project(images: tf.Tensor, clean_images: tf.Tensor, epsilon) -> tf.Tens
     return tf.clip_by_value(images, 0.0, 1.0)
 
 
-def random_start(clean_images: tf.Tensor, epsilon, seed=None) -> tf.Tensor:
-    """A uniform draw from the epsilon-ball around the images, clipped to [0, 1].
+def random_start(clean_images: tf.Tensor, epsilon, seed=None, noise: str = "uniform"
+                 ) -> tf.Tensor:
+    """A random point near the images, in the epsilon-ball and [0, 1].
 
+    `noise`: "uniform" (a uniform draw from the epsilon-ball, Madry et al.) or
+    "gaussian" (clean + GAUSSIAN_START_STDDEV * N(0, 1), TRADES and MART).
     `seed`: None for a fresh draw every call, or a shape-[2] int tensor for a
     stateless (reproducible) draw.
     """
+    if noise not in START_NOISES:
+        raise ValueError(f"`noise` must be one of {START_NOISES}. Received: noise={noise!r}")
     shape = tf.shape(clean_images)
-    if seed is None:
-        noise = tf.random.uniform(shape, -1.0, 1.0)
+    if noise == "gaussian":
+        draw = (tf.random.normal(shape) if seed is None
+                else tf.random.stateless_normal(shape, seed))
+        offset = GAUSSIAN_START_STDDEV * draw
     else:
-        noise = tf.random.stateless_uniform(shape, seed, -1.0, 1.0)
-    return linf_project(clean_images + epsilon * noise, clean_images, epsilon)
+        draw = (tf.random.uniform(shape, -1.0, 1.0) if seed is None
+                else tf.random.stateless_uniform(shape, seed, -1.0, 1.0))
+        offset = epsilon * draw
+    return linf_project(clean_images + offset, clean_images, epsilon)
 
 
 def linf_step(images: tf.Tensor, gradient: tf.Tensor, step_size) -> tf.Tensor:
@@ -75,7 +90,8 @@ def _not_yet_fooled(logits, labels, targeted):
 
 
 def _pgd_loop(model_fn, clean_images, labels, epsilon, step_size, iterations, record_at,
-              *, random_init, objective, targeted, trace, seed, start=None):
+              *, random_init, objective, targeted, trace, seed, start=None,
+              start_noise="uniform"):
     """The attack loop; `record_at` is a tensor.
 
     `iterations`: a tensor (a `tf.range` loop, one trace for every count) or
@@ -87,7 +103,7 @@ def _pgd_loop(model_fn, clean_images, labels, epsilon, step_size, iterations, re
     labels = tf.cast(labels, tf.int32)
     epsilon = tf.cast(epsilon, tf.float32)
     step_size = tf.cast(step_size, tf.float32)
-    objective_fn = get_objective(objective)
+    objective_fn = get_objective(objective).bind(model_fn, clean_images)
     sign = -1.0 if targeted else 1.0
 
     def signed_objective(logits, attack_labels):
@@ -96,7 +112,8 @@ def _pgd_loop(model_fn, clean_images, labels, epsilon, step_size, iterations, re
     if start is not None:
         images = tf.cast(start, tf.float32)
     else:
-        images = random_start(clean_images, epsilon, seed) if random_init else clean_images
+        images = (random_start(clean_images, epsilon, seed, start_noise) if random_init
+                  else clean_images)
     batch = tf.shape(labels)[0]
     correct_at = tf.ones([tf.shape(record_at)[0], batch], tf.bool)
 
@@ -172,9 +189,11 @@ class PGD:
       epsilon: radius of the L-inf ball, pixel units in [0, 1].
       step_size: size of one signed-gradient step, pixel units in (0, 1].
       iterations: number of steps (>= 0; 0 returns the start point).
-      random_start: start uniformly in the epsilon-ball (Madry) or at the image.
-      objective: "cross_entropy" or "margin" (Carlini-Wagner: best other logit
-        minus true logit).
+      random_start: start at a random point near the image (`start_noise`) or
+        at the image.
+      objective: "cross_entropy", "margin" (Carlini-Wagner: best other logit
+        minus true logit), "kl_to_clean" (KL from the clean prediction, the
+        TRADES attack; untargeted), or an `objectives.Objective`.
       targeted: move towards `target_labels` instead of away from the labels.
       jit_compile: compile the loop with XLA, unrolled (one compilation per
         iteration count, its time growing with the count). How the attack
@@ -185,16 +204,19 @@ class PGD:
         exactly that of attacking every example to the end; the accuracy at
         a later count k counts such an example as fooled (the attacker keeps
         the point that fooled the model), so it equals worst-iterate accuracy.
+      start_noise: the random start: "uniform" in the epsilon-ball (Madry) or
+        "gaussian", clean + 0.001 * N(0, 1) (TRADES, MART).
     """
 
     epsilon: float
     step_size: float
     iterations: int
     random_start: bool = True
-    objective: str = "cross_entropy"
+    objective: str | Objective = "cross_entropy"
     targeted: bool = False
     jit_compile: bool = False
     early_stop: bool = False
+    start_noise: str = "uniform"
 
     def __post_init__(self):
         if not 0.0 <= self.epsilon <= 1.0:
@@ -205,9 +227,17 @@ class PGD:
         if self.iterations < 0:
             raise ValueError(
                 f"`iterations` must be >= 0. Received: iterations={self.iterations}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(
-                f"`objective` must be one of {OBJECTIVES}. Received: objective={self.objective!r}")
+        objective = get_objective(self.objective)  # raises for an unknown name
+        try:  # a registered objective is held by name: one form, saved as it is
+            object.__setattr__(self, "objective", objective_name(objective))
+        except ValueError:
+            pass
+        if objective.needs_clean_logits and self.targeted:
+            raise ValueError(f"The objective {objective.name!r} is untargeted. "
+                             "Received: targeted=True")
+        if self.start_noise not in START_NOISES:
+            raise ValueError(f"`start_noise` must be one of {START_NOISES}. "
+                             f"Received: start_noise={self.start_noise!r}")
 
     def attack(self, model_fn, images, labels, *, seed=None, record_at=None,
                target_labels=None) -> AttackResult:
@@ -234,7 +264,7 @@ class PGD:
             *self._radius_and_step(), _loop_count(self.iterations, self.jit_compile),
             record_tensor,
             random_init=self.random_start, objective=self.objective, targeted=self.targeted,
-            trace=record_at is not None, seed=seed_tensor(seed))
+            trace=record_at is not None, seed=seed_tensor(seed), start_noise=self.start_noise)
         if record_at is None:
             return AttackResult(adversarial)
         return AttackResult(adversarial, record_tensor, correct_at)
@@ -247,7 +277,8 @@ class PGD:
         """Iterate 0 for the whole batch: the random start (drawn from `seed`) or the images."""
         if not self.random_start:
             return clean
-        return random_start(clean, tf.constant(self.epsilon, tf.float32), seed_tensor(seed))
+        return random_start(clean, tf.constant(self.epsilon, tf.float32), seed_tensor(seed),
+                            self.start_noise)
 
     def _attack_with_early_stop(self, model_fn, images, attack_labels, seed,
                                 record_at: list[int]) -> AttackResult:
@@ -318,14 +349,19 @@ class PGD:
         """The attack's settings as a JSON-ready dict."""
         described = {"attack": "pgd", "norm": "linf", "epsilon": self.epsilon,
                      "step_size": self.step_size, "iterations": self.iterations,
-                     "random_start": self.random_start, "objective": self.objective,
+                     "random_start": self.random_start,
+                     "objective": get_objective(self.objective).name,
                      "targeted": self.targeted}
+        if self.random_start and self.start_noise != "uniform":
+            described["start_noise"] = self.start_noise
         if self.early_stop:
             described["early_stop"] = True
         return described
 
     def get_config(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields, JSON-ready (the objective by name; ValueError for an unregistered one)."""
+        return {**{field.name: getattr(self, field.name) for field in dataclasses.fields(self)},
+                "objective": objective_name(self.objective)}
 
     @classmethod
     def from_config(cls, config: dict) -> "PGD":
@@ -352,7 +388,8 @@ class FGSM:
     def __post_init__(self):
         if not 0.0 < self.epsilon <= 1.0:
             raise ValueError(f"`epsilon` must be in (0, 1]. Received: epsilon={self.epsilon}")
-        self.as_pgd()  # checks the objective
+        # Checks the objective, and holds a registered one by name (as PGD does).
+        object.__setattr__(self, "objective", self.as_pgd().objective)
 
     def as_pgd(self) -> PGD:
         """The same attack as a one-step PGD without random start."""

@@ -1,5 +1,5 @@
-"""tf.data pipelines: image folders, TFDS (with our `oxford_flowers17` and
-`imagenet4` builders) and the synthetic grating task.
+"""tf.data pipelines: image folders, TFDS (with our `oxford_flowers17`,
+`imagenet4` and `dogs_vs_cats` builders) and the synthetic grating task.
 
 Every pipeline yields (images float32 [B, S, S, 3] in [0, 1], labels int32 [B]).
 """

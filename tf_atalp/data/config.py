@@ -10,8 +10,10 @@ FOLDER_DATASETS = ("flowers17", "imagenet4", "dogs_vs_cats", "folder")
 DATASETS = ("synthetic",) + FOLDER_DATASETS
 SOURCES = ("auto", "folder", "tfds")
 TFDS_PREFIX = "tfds:"
-# Our own TFDS builders (`tfds_flowers17.py`, `tfds_imagenet4.py`), by dataset name.
-OWN_TFDS_BUILDERS = {"flowers17": "oxford_flowers17", "imagenet4": "imagenet4"}
+# Our own TFDS builders (`tfds_flowers17.py`, `tfds_imagenet4.py`, `tfds_dogs_vs_cats.py`),
+# by dataset name.
+OWN_TFDS_BUILDERS = {"flowers17": "oxford_flowers17", "imagenet4": "imagenet4",
+                     "dogs_vs_cats": "dogs_vs_cats"}
 
 
 
@@ -26,8 +28,9 @@ class DataConfig:
         data_dir: the image folder (folder source) or the TFDS data_dir (tfds
             source; None is the TFDS default).
         source: "folder", "tfds" or "auto" (synthetic for "synthetic", tfds for
-            "tfds:*", folder otherwise). "flowers17" and "imagenet4" with
-            source="tfds" use our builders `oxford_flowers17` / `imagenet4`.
+            "tfds:*", folder otherwise). "flowers17", "imagenet4" and
+            "dogs_vs_cats" with source="tfds" use our builders
+            `oxford_flowers17` / `imagenet4` / `dogs_vs_cats`.
         image_size: side S of the square output images, pixels (>= 32).
         resize: "squash" (resize every image to S x S; the aspect ratio is
             lost) or "keep_aspect" (resize the short side to S, then crop

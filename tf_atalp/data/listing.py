@@ -158,8 +158,8 @@ def _list_unsplit_layout(data_dir: str, dataset: str, test_fraction: float) -> F
     return FolderListing(names, ImageFiles.from_pairs(train), ImageFiles.from_pairs(test), rule)
 
 
-def list_image_folder(data_dir: str, dataset: str = "folder",
-                      test_fraction: float = 0.2) -> FolderListing:
+def list_image_folder(data_dir: str, dataset: str = "folder", test_fraction: float = 0.2,
+                      what: str = "data_dir") -> FolderListing:
     """Lists `data_dir` (see the module docstring); decodes nothing.
 
     Args:
@@ -167,16 +167,18 @@ def list_image_folder(data_dir: str, dataset: str = "folder",
         dataset: "flowers17", "imagenet4", "dogs_vs_cats" or "folder"; picks the
             split rule for unsplit folders and the class-name rule.
         test_fraction: the test share of each class for an unsplit "folder".
+        what: the setting that named `data_dir` ("manual_dir" for a TFDS
+            builder), for messages.
 
     Returns:
         A `FolderListing`; paths are sorted by class, then by file name.
     """
-    check_folder(data_dir, "data_dir")
+    check_folder(data_dir, what)
     test_folder = _test_split_folder(data_dir, subfolders(data_dir))
     if test_folder is not None:
         return _list_split_layout(data_dir, test_folder, dataset)
     if dataset in MUST_COME_SPLIT:
         raise ValueError(
                 f"dataset={dataset!r} must come split into train/ and test/ sub-folders. "
-                f"Received: data_dir={data_dir!r} without them")
+                f"Received: {what}={data_dir!r} without them")
     return _list_unsplit_layout(data_dir, dataset, test_fraction)

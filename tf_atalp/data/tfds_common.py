@@ -6,7 +6,7 @@ import tensorflow_datasets as tfds
 
 from tf_atalp.data import tfds_compat  # noqa: F401 (before any builder is prepared)
 from tf_atalp.data.image_check import drop_corrupt
-from tf_atalp.data.listing import ImageFiles
+from tf_atalp.data.listing import ImageFiles, check_folder
 
 
 class ImageFilesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -20,6 +20,15 @@ class ImageFilesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
     def __init__(self, *, skip_corrupt: bool = False, **kwargs):
         self._skip_corrupt = skip_corrupt
         super().__init__(**kwargs)
+
+    def check_manual_dir(self, manual_dir: str | None) -> None:
+        """Raises a one-line ValueError if the builder cannot be prepared from `manual_dir`.
+
+        Called before preparing. This base checks only that a given folder
+        exists; builders that need a manual dir of some layout check it.
+        """
+        if manual_dir is not None:
+            check_folder(manual_dir, "manual_dir")
 
     def _image_info(self, class_names: tuple[str, ...], description: str, homepage: str,
                     citation: str = "") -> tfds.core.DatasetInfo:

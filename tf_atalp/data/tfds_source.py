@@ -1,4 +1,4 @@
-"""TFDS datasets ("tfds:<name>", and flowers17 / imagenet4 with source="tfds") as tf.data.
+"""TFDS datasets ("tfds:<name>", and flowers17 / imagenet4 / dogs_vs_cats with source="tfds").
 
 `config.data_dir` is the TFDS data_dir, `config.manual_dir` the manual dir of
 our builders. A dataset not yet prepared is prepared on first use (our
@@ -9,11 +9,13 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tf_atalp.data import tfds_compat  # noqa: F401 (before any builder is prepared)
-from tf_atalp.data import tfds_flowers17, tfds_imagenet4  # noqa: F401 (registers the builders)
+from tf_atalp.data import (  # noqa: F401 (registers the builders)
+    tfds_dogs_vs_cats, tfds_flowers17, tfds_imagenet4)
 from tf_atalp.data.config import OWN_TFDS_BUILDERS, DataConfig, DatasetInfo
 from tf_atalp.data.images import fit_image, to_rgb
 from tf_atalp.data.listing import check_folder
 from tf_atalp.data.pipeline import AUTOTUNE, shard
+from tf_atalp.data.tfds_common import ImageFilesBuilder
 from tf_atalp.seeds import derive_seed
 
 
@@ -58,7 +60,8 @@ def _split_size(info: tfds.core.DatasetInfo, config: DataConfig, split: str) -> 
 
 
 def check_tfds_config(config: DataConfig) -> None:
-    """Raises on an unknown builder, a missing `manual_dir` or (once prepared) unknown splits."""
+    """Raises on an unknown builder, a missing or (for our builders, not yet prepared)
+    malformed `manual_dir`, or (once prepared) unknown splits."""
     name = _builder_name(config)
     try:
         tfds.builder_cls(name)
@@ -71,6 +74,8 @@ def check_tfds_config(config: DataConfig) -> None:
     if builder.is_prepared():
         for split in ("train", "test"):
             _split_size(builder.info, config, split)
+    elif isinstance(builder, ImageFilesBuilder):
+        builder.check_manual_dir(config.manual_dir)
 
 
 def tfds_dataset_info(config: DataConfig) -> DatasetInfo:

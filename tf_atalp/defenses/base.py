@@ -14,7 +14,14 @@ rebuilds it). It says
   prediction, e.g. random resizing at inference);
 - `randomization()`: None for a deterministic model, else a sentence saying
   what is drawn anew on every prediction (evaluation then uses expectation
-  over transformation and averages over draws; the export says so).
+  over transformation and averages over draws; the export says so);
+- how train_step makes and uses its adversarial batch (the step strategy,
+  never a fork of train_step): `training_attack(attack)`, the attack it runs
+  (TRADES changes the objective, Fast-AT the step); `free_replays()`, 0, or
+  m for Free-AT (each minibatch trained on m times in a row, the perturbation
+  carried from one replay to the next, no attack run); `weight_perturbation()`,
+  AWP's gamma (0: off); and what follows from them for a run:
+  `updates_per_batch()`, `epochs_to_run(epochs)`, `watches_overfitting()`.
 
 Subclasses set the class attributes `name` and `description`.
 """
@@ -63,6 +70,31 @@ class Defense:
     def randomization(self) -> str | None:
         """What is random at inference (a sentence), or None: the model is deterministic."""
         return None
+
+    def training_attack(self, attack):
+        """The attack train_step runs, made from the run's `attack` (default: `attack`)."""
+        return attack
+
+    def free_replays(self) -> int:
+        """0: the training attack crafts each batch. m >= 2: Free-AT's m replays per batch."""
+        return 0
+
+    def weight_perturbation(self) -> float:
+        """AWP's relative weight perturbation gamma before each update (0: none)."""
+        return 0.0
+
+    def updates_per_batch(self) -> int:
+        """Optimizer updates per training batch (Free-AT: one per replay)."""
+        return max(1, self.free_replays())
+
+    def epochs_to_run(self, epochs: int) -> int:
+        """The epochs a run trains when `epochs` are asked for (Free-AT divides by m)."""
+        return epochs
+
+    def watches_overfitting(self) -> bool:
+        """Whether a run watches for catastrophic overfitting by default (single-step
+        training: Fast-AT, Free-AT; Wong et al. 2020)."""
+        return False
 
     def uses(self, which: str) -> bool:
         """Whether any term needs the CLEAN or ADVERSARIAL forward pass."""

@@ -5,7 +5,9 @@
 
 Options a defense does not have but another registered defense does (alpha
 for `pat`, say) are ignored, so one set of flags configures any defense; an
-option no defense has is an error.
+option no defense has is an error. `awp_gamma` > 0 wraps any adversarially
+trained defense in AWP (`weight_perturbation.py`); its config is the wrapped
+defense's with "awp_gamma" added.
 """
 
 import dataclasses
@@ -13,10 +15,15 @@ import dataclasses
 from tf_atalp.defenses.base import Defense
 from tf_atalp.defenses.denoising import FeatureDenoising
 from tf_atalp.defenses.ensemble_diversity import AdaptiveDiversityPromoting
+from tf_atalp.defenses.fast_training import FastAdversarialTraining, FreeAdversarialTraining
 from tf_atalp.defenses.gradient_regularization import InputGradientRegularization
 from tf_atalp.defenses.pairing import (
     AttentionAndLogitPairing, AttentionPairing, LogitPairing, NoDefense, PGDTraining)
+from tf_atalp.defenses.mart import MART
 from tf_atalp.defenses.randomized import Randomization, RandomizedAdversarialTraining
+from tf_atalp.defenses.trades import TRADES
+from tf_atalp.defenses.weight_perturbation import (
+    AdversarialWeightPerturbation, with_weight_perturbation)
 
 _REGISTRY: dict[str, type[Defense]] = {}
 # Keys of older run_config.json files, renamed since.
@@ -37,7 +44,8 @@ def register_defense(defense_class: type[Defense]) -> type[Defense]:
 for _defense_class in (NoDefense, PGDTraining, LogitPairing, AttentionPairing,
                        AttentionAndLogitPairing, InputGradientRegularization,
                        RandomizedAdversarialTraining, Randomization, FeatureDenoising,
-                       AdaptiveDiversityPromoting):
+                       AdaptiveDiversityPromoting, TRADES, MART, FastAdversarialTraining,
+                       FreeAdversarialTraining):
     register_defense(_defense_class)
 
 
@@ -55,12 +63,12 @@ def _option_names(cls: type[Defense]) -> set[str]:
     return {field.name for field in dataclasses.fields(cls)}
 
 
-def get_defense(name: str, **options) -> Defense:
+def get_defense(name: str, awp_gamma: float = 0.0, **options) -> Defense:
     """The defense `name` with the given options (alpha, beta, ce_on, attention_groups, ...).
 
     Options of other registered defenses are ignored (`pat` ignores alpha and
     beta, `alp` beta, `at` alpha, `none` all); an option no defense knows
-    raises ValueError.
+    raises ValueError. `awp_gamma` > 0 wraps the defense in AWP.
     """
     cls = defense_class(name)
     options = {_RENAMED_OPTIONS.get(key, key): value for key, value in options.items()}
@@ -69,11 +77,14 @@ def get_defense(name: str, **options) -> Defense:
     if unknown:
         raise ValueError(f"No defense has the option(s) {unknown}. Options: {sorted(known)}")
     own = _option_names(cls)
-    return cls.from_config({key: value for key, value in options.items() if key in own})
+    defense = cls.from_config({key: value for key, value in options.items() if key in own})
+    return with_weight_perturbation(defense, awp_gamma)
 
 
 def defense_config(defense: Defense) -> dict:
     """{"name": ..., **hyperparameters}: the JSON form of a defense (run_config.json)."""
+    if isinstance(defense, AdversarialWeightPerturbation):
+        return {**defense_config(defense.defense), "awp_gamma": defense.gamma}
     return {"name": defense.name, **defense.get_config()}
 
 

@@ -42,6 +42,11 @@ class LossInputs:
       network: runs the network on images, in the step's mode, returning
         its outputs as a dict of roles; gradients flow to its weights and
         its input.
+      epsilon: the training attack's L-inf radius, pixel units, or None.
+      seed: int64 [2], the step's stateless seed (a function of the run's
+        seed and the optimizer step, so a resumed run draws the same), or
+        None (draw from TensorFlow's global generator). A term that draws
+        folds in its own key (`tf.random.experimental.stateless_fold_in`).
     """
 
     labels: tf.Tensor
@@ -50,6 +55,8 @@ class LossInputs:
     images: tf.Tensor | None = None
     adversarial_images: tf.Tensor | None = None
     network: Callable[[tf.Tensor], Mapping[str, tf.Tensor]] | None = None
+    epsilon: float | None = None
+    seed: tf.Tensor | None = None
 
     def outputs(self, which: str) -> Mapping[str, tf.Tensor]:
         """The output dict of the CLEAN or ADVERSARIAL pass."""

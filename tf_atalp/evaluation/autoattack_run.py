@@ -19,6 +19,7 @@ import tensorflow as tf
 from tf_atalp.attacks.autoattack import AutoAttack
 from tf_atalp.attacks.model_fns import inference_logits
 from tf_atalp.data.datasets import first_examples
+from tf_atalp.evaluation.per_example import encode_outcomes
 from tf_atalp.evaluation.robustness import per_class_counts
 from tf_atalp.models.folding import fold_batchnorm
 
@@ -38,7 +39,10 @@ def evaluate_autoattack(model: Callable, dataset, epsilons: Sequence[float], *,
        "autoattack": [{"epsilon", "described", "robust_correct", "robust_accuracy",
                        "robust_after": {attack: accuracy}, "broken_by": {attack: count},
                        "seconds": {attack: s}, "flags": [{"name", "message", "batches"}]}],
-       "worst_case": [{"epsilon", "attacks": [], "robust_correct", "robust_accuracy"}]}
+       "worst_case": [{"epsilon", "attacks": [], "robust_correct", "robust_accuracy",
+                       "robust_examples"}],
+       "clean_examples"}
+      (*_examples: one '0'/'1' character per example, `per_example.decode_outcomes`.)
     """
     model_fn = inference_logits(model)
     folded = fold_batchnorm(model)  # the attacks run on it; model_fn scores
@@ -68,6 +72,7 @@ def evaluate_autoattack(model: Callable, dataset, epsilons: Sequence[float], *,
             "epsilon": epsilon, "described": attack.describe(),
             "batchnorm_folded": folded is not model, "robust_correct": robust_total,
             "robust_accuracy": robust_total / total,
+            "robust_examples": encode_outcomes(result.robust),
             "robust_after": dict(result.robust_after), "broken_by": broken_by,
             "seconds": {k: round(v, 1) for k, v in result.seconds.items()},
             "flags": [{"name": name, "message": message, "batches": None}
@@ -84,5 +89,7 @@ def evaluate_autoattack(model: Callable, dataset, epsilons: Sequence[float], *,
         "attacks": [], "autoattack": per_epsilon,
         "worst_case": [{"epsilon": entry["epsilon"], "attacks": [],
                         "robust_correct": entry["robust_correct"],
-                        "robust_accuracy": entry["robust_accuracy"]} for entry in per_epsilon],
+                        "robust_accuracy": entry["robust_accuracy"],
+                        "robust_examples": entry["robust_examples"]} for entry in per_epsilon],
+        "clean_examples": encode_outcomes(clean_correct),
     }

@@ -3,7 +3,8 @@
 `prepare_evaluation(config)` finds the model (a training model_dir, a
 SavedModel or a .keras file), reads its run_config.json when there is one,
 resolves the defaults that depend on it (the epsilons, the dataset), checks
-the data folder and the results path, and returns a `PreparedEvaluation`
+the data folder and every output (the results file, its plot beside it, the
+model card in a training model_dir: `tf_atalp.output_checks`), and returns a `PreparedEvaluation`
 that `run_evaluation` uses as it is (nothing is read twice).
 """
 
@@ -21,6 +22,7 @@ from tf_atalp.evaluation.transfer_flags import read_protocol_results
 from tf_atalp.export import read_serving_info
 from tf_atalp.model_dir import EVAL_RESULTS_FILE
 from tf_atalp.models import MIN_IMAGE_SIZE
+from tf_atalp.output_checks import check_output_dir, check_output_file
 from tf_atalp.training.config import RunConfig, load_run_config
 from tf_atalp.validation import check
 
@@ -122,14 +124,16 @@ class PreparedEvaluation:
         return dataclasses.replace(self.run_config.data, **settings)
 
 
-def prepare_evaluation(config: EvalConfig) -> PreparedEvaluation:
-    """Checks `config` against the disk (model, run_config.json, data, results path).
+def prepare_evaluation(config: EvalConfig, check_outputs: bool = True) -> PreparedEvaluation:
+    """Checks `config` against the disk (model, run_config.json, data, outputs).
+
+    `check_outputs=False` skips the outputs' checks, for a caller that
+    writes none of them (the protocol).
 
     Raises ValueError (or FileNotFoundError) before any model is loaded.
     """
-    check(config.results_file is None or not os.path.isdir(config.results_file),
-          "`results_file` must be a file path, not a folder. "
-          f"Received: results_file={config.results_file!r}")
+    if check_outputs and config.results_file is not None:
+        check_output_file(config.results_file, name="results_file")
     try:
         source = find_model(config.model_dir)
     except FileNotFoundError as error:
@@ -160,6 +164,10 @@ def prepare_evaluation(config: EvalConfig) -> PreparedEvaluation:
         f"{os.path.splitext(EVAL_RESULTS_FILE)[0]}_{threat_model}_from_"
         f"{os.path.basename(os.path.normpath(transfer_source.path))}.json")
     results_path = config.results_file or os.path.join(source.path, default_name)
+    if check_outputs:
+        check_output_file(results_path, name="results_file")
+        if source.is_model_dir:  # eval_main updates its model_card.json
+            check_output_dir(source.path, name="model_dir")
     randomization = model_randomization(source, run_config)
     randomized = randomization is not None
     prepared = PreparedEvaluation(

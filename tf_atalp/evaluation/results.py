@@ -52,6 +52,10 @@ DEFINITIONS = {
     "autoattack": "per epsilon, AutoAttack's robust accuracy after each of its attacks (each "
                   "later attack runs only on the points still robust), the attack that broke "
                   "each example, the time per attack and the gradient-masking flags raised",
+    "robust_examples": "per epsilon, one character per evaluated example in dataset order: "
+                       "'1' if it counts as robust, '0' if not (clean_examples: correct on "
+                       "the clean image); with repetitions, one string per draw "
+                       "(*_per_draw)",
     "robust_accuracy": "per epsilon, the fraction of examples classified correctly on the "
                        "clean image and at every iterate of every restart of every attack of "
                        "that epsilon: the worst case per example over the attacks, an upper "
@@ -105,7 +109,9 @@ def robust_accuracy(evaluation: dict, threat_model: str = WHITE_BOX) -> list[dic
              "robust_accuracy": entry["robust_accuracy"],
              "robust_correct": entry["robust_correct"],
              "num_examples": evaluation["num_examples"],
-             "attacks": [evaluation["attacks"][i]["attack"].describe() for i in entry["attacks"]]}
+             "attacks": [evaluation["attacks"][i]["attack"].describe() for i in entry["attacks"]],
+             **{key: entry[key] for key in ("robust_examples", "robust_examples_per_draw")
+                if key in entry}}
             for entry in evaluation["worst_case"]]
 
 
@@ -164,7 +170,7 @@ def average_over_draws(evaluations: Sequence[dict]) -> dict:
     attack_keys = ("correct", "accuracy", "worst_iterate_correct", "worst_iterate_accuracy",
                    "per_class_correct", "per_class_worst_iterate_correct")
     return {
-        **first,
+        **{key: value for key, value in first.items() if key != "clean_examples"},
         "clean_correct": mean_of(lambda e: e["clean_correct"]),
         "clean_accuracy": mean_of(lambda e: e["clean_accuracy"]),
         "per_class": {"num_examples": first["per_class"]["num_examples"],
@@ -172,10 +178,22 @@ def average_over_draws(evaluations: Sequence[dict]) -> dict:
         "attacks": [{**result, **{key: mean_of(lambda e, i=index, k=key: e["attacks"][i][k])
                                   for key in attack_keys}}
                     for index, result in enumerate(first["attacks"])],
-        "worst_case": [{**entry, **{key: mean_of(lambda e, i=index, k=key: e["worst_case"][i][k])
-                                    for key in ("robust_correct", "robust_accuracy")}}
-                       for index, entry in enumerate(first["worst_case"])],
+        "worst_case": [_averaged_worst_case(
+            entry, [e["worst_case"][index] for e in evaluations],
+            {key: mean_of(lambda e, i=index, k=key: e["worst_case"][i][k])
+             for key in ("robust_correct", "robust_accuracy")})
+            for index, entry in enumerate(first["worst_case"])],
+        "clean_examples_per_draw": [e.get("clean_examples") for e in evaluations],
     }
+
+
+def _averaged_worst_case(first: dict, per_draw: list[dict], means: dict) -> dict:
+    """A worst-case entry over repetitions: mean counts; per-example outcomes of each draw
+    (a mean over draws is not one outcome per example)."""
+    entry = {key: value for key, value in first.items() if key != "robust_examples"}
+    if "robust_examples" in first:
+        entry["robust_examples_per_draw"] = [draw["robust_examples"] for draw in per_draw]
+    return {**entry, **means}
 
 
 def randomized_section(evaluations: Sequence[dict], randomization: str,
@@ -232,6 +250,8 @@ def results_document(evaluation: dict, *, dataset: dict, model: dict,
         "settings": dict(settings or {}),
         "clean_accuracy": evaluation["clean_accuracy"],
         "clean_correct": evaluation["clean_correct"],
+        **{key: evaluation[key] for key in ("clean_examples", "clean_examples_per_draw")
+           if key in evaluation},
         "seconds": None if seconds is None else round(seconds, 1),
         "definitions": DEFINITIONS,
         "threat_model": threat_model,

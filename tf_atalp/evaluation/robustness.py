@@ -31,6 +31,7 @@ from absl import logging
 from tf_atalp.attacks.base import Attack
 from tf_atalp.attacks.model_fns import expectation_over_transformation, inference_logits
 from tf_atalp.data.datasets import first_examples
+from tf_atalp.evaluation.per_example import encode_outcomes
 from tf_atalp.seeds import derive_seed
 
 
@@ -122,7 +123,9 @@ def evaluate_robustness(model: Callable,
         iterations once per batch (and restart).
       record_at: the step counts to report (each <= every attack's
         iterations); None: only each attack's iterations.
-      max_examples: evaluate only the first N examples of `dataset`.
+      max_examples: evaluate only the first N examples of `dataset` (a prefix:
+        of a class-sorted split, take `tf_atalp.data.subset`'s class-balanced
+        subset instead, as eval_main does).
       seed: seed of the random starts (batch b draws from (seed, b); restart
         r > 0 from a seed derived from that; the same for every attack).
       num_examples_hint: how many examples to expect (sets the progress bar's
@@ -143,7 +146,11 @@ def evaluate_robustness(model: Callable,
                     "per_class_correct": [int per class, at the last k],
                     "per_class_worst_iterate_correct": [int per class, last k]}, ...],
        "worst_case": [{"epsilon": e, "attacks": [indices into "attacks"],
-                       "robust_correct": int, "robust_accuracy": float}, ...]}
+                       "robust_correct": int, "robust_accuracy": float,
+                       "robust_examples": "0110..."}, ...],
+       "clean_examples": "1110..."}
+      The *_examples strings hold one character per example in dataset order
+      ('1': correct on the clean image / robust; `per_example.decode_outcomes`).
       Classes are the label values 0..K-1, K = the model's number of logits.
       See the module docstring for the definitions.
     """
@@ -159,6 +166,8 @@ def evaluate_robustness(model: Callable,
     correct = [np.zeros(len(c), np.int64) for c in counts]
     worst = [np.zeros(len(c), np.int64) for c in counts]
     robust = {epsilon: 0 for epsilon in groups}
+    robust_examples = {epsilon: [] for epsilon in groups}
+    clean_examples = []
     num_examples = clean_total = 0
     num_classes = None
     expected = num_examples_hint if max_examples is None else min(
@@ -177,6 +186,7 @@ def evaluate_robustness(model: Callable,
         clean_correct = (tf.argmax(logits, axis=-1, output_type=tf.int32) == labels).numpy()
         num_examples += len(clean_correct)
         clean_total += int(clean_correct.sum())
+        clean_examples.append(clean_correct)
         class_total += np.bincount(label_values, minlength=num_classes)
         class_clean += per_class_counts(label_values, clean_correct, num_classes)
         survived_all = []
@@ -190,7 +200,9 @@ def evaluate_robustness(model: Callable,
             class_worst[index] += per_class_counts(label_values, worst_at[last], num_classes)
             survived_all.append(worst_at[-1])
         for epsilon, members in groups.items():
-            robust[epsilon] += int(np.logical_and.reduce([survived_all[i] for i in members]).sum())
+            survived = np.logical_and.reduce([survived_all[i] for i in members])
+            robust[epsilon] += int(survived.sum())
+            robust_examples[epsilon].append(survived)
         if bar is not None:
             bar.add(len(clean_correct), [("clean_accuracy", clean_total / num_examples)])
         logging.debug("Evaluated %d examples: clean %d correct.", num_examples, clean_total)
@@ -214,6 +226,9 @@ def evaluate_robustness(model: Callable,
         } for index, attack in enumerate(attacks)],
         "worst_case": [{"epsilon": epsilon, "attacks": members,
                         "robust_correct": robust[epsilon],
-                        "robust_accuracy": robust[epsilon] / num_examples}
+                        "robust_accuracy": robust[epsilon] / num_examples,
+                        "robust_examples": encode_outcomes(np.concatenate(
+                            robust_examples[epsilon]))}
                        for epsilon, members in groups.items()],
+        "clean_examples": encode_outcomes(np.concatenate(clean_examples)),
     }

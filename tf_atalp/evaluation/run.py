@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from absl import logging
 
 from tf_atalp import data as data_lib
+from tf_atalp.data.subset import (
+    balanced_subset, describe_subset, select_examples, split_labels)
 from tf_atalp.evaluation.autoattack_run import evaluate_autoattack
 from tf_atalp.evaluation.loading import load_model
 from tf_atalp.evaluation.preparation import PreparedEvaluation
@@ -18,8 +20,6 @@ from tf_atalp.evaluation.robustness import evaluate_robustness
 from tf_atalp.evaluation.sanity import sanity_checks
 from tf_atalp.evaluation.transfer import SOURCE, evaluate_transfer
 from tf_atalp.evaluation.transfer_flags import transfer_flags
-from tf_atalp.evaluation.subset import (
-    balanced_subset, describe_subset, select_examples, split_labels)
 from tf_atalp.model_card import update_model_card
 from tf_atalp.plots import plot_accuracy_vs_steps
 from tf_atalp.reporting import report
@@ -110,11 +110,14 @@ def _autoattack(prepared: PreparedEvaluation, model, dataset) -> dict:
     def progress(epsilon, done, total):
         report(f"AutoAttack {config.autoattack_version}, epsilon {epsilon:g}: "
                f"epsilon {done}/{total} done.")
+    eot_samples = 1
+    if config.autoattack_version == "rand":  # an explicit --eot_samples wins; else at least 20
+        eot_samples = config.eot_samples or max(prepared.eot_samples, 20)
     return evaluate_autoattack(
         model, dataset, prepared.epsilons, version=config.autoattack_version,
         attacks=config.autoattack_attacks, iterations=config.autoattack_iterations,
-        queries=config.square_queries, eot_samples=max(prepared.eot_samples, 20)
-        if config.autoattack_version == "rand" else 1, seed=config.seed, progress=progress)
+        queries=config.square_queries, eot_samples=eot_samples, seed=config.seed,
+        progress=progress)
 
 
 def run_evaluation(prepared: PreparedEvaluation, command: Sequence[str] | None = None) -> dict:

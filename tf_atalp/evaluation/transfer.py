@@ -24,6 +24,7 @@ from tf_atalp.attacks.composite import Restarts
 from tf_atalp.attacks.model_fns import inference_logits
 from tf_atalp.attacks.pgd import PGD
 from tf_atalp.data.datasets import first_examples
+from tf_atalp.evaluation.per_example import encode_outcomes
 from tf_atalp.evaluation.robustness import per_class_counts
 from tf_atalp.seeds import derive_seed
 
@@ -56,6 +57,8 @@ class _Tally:
         self.class_correct = [np.zeros(num_classes, np.int64) for _ in counts]
         self.class_worst = [np.zeros(num_classes, np.int64) for _ in counts]
         self.robust = {}
+        self.clean_examples = []
+        self.robust_examples = {}
 
     def result(self, pgds, num_examples) -> dict:
         groups = {}
@@ -77,8 +80,11 @@ class _Tally:
             } for i, (pgd, ks) in enumerate(zip(pgds, self.counts))],
             "worst_case": [{"epsilon": epsilon, "attacks": members,
                             "robust_correct": self.robust.get(epsilon, 0),
-                            "robust_accuracy": self.robust.get(epsilon, 0) / num_examples}
+                            "robust_accuracy": self.robust.get(epsilon, 0) / num_examples,
+                            "robust_examples": encode_outcomes(np.concatenate(
+                                self.robust_examples.get(epsilon, [np.zeros(0, bool)])))}
                            for epsilon, members in sorted(groups.items())],
+            "clean_examples": encode_outcomes(np.concatenate(self.clean_examples)),
         }
 
 
@@ -101,7 +107,8 @@ def evaluate_transfer(source: Callable,
       attacks: PGD attacks (`Restarts(PGD, 1)` is taken as its PGD).
       record_at: the step counts scored (each <= every attack's iterations);
         None: each attack's iterations.
-      max_examples: only the first N examples of `dataset`.
+      max_examples: only the first N examples of `dataset` (a prefix: see
+        `evaluate_robustness`).
       seed: the random starts (batch b draws from (seed, "pgd", b, 0), as
         `evaluate_robustness` draws restart 0).
       observe: called as observe(batch_index, images, labels, epsilon,
@@ -141,6 +148,7 @@ def evaluate_transfer(source: Callable,
         for name, tally in tallies.items():
             clean_ok[name] = correct_predictions(clean_logits[name], labels).numpy()
             tally.clean += int(clean_ok[name].sum())
+            tally.clean_examples.append(clean_ok[name])
             tally.class_total += np.bincount(label_values, minlength=tally.num_classes)
             tally.class_clean += per_class_counts(label_values, clean_ok[name], tally.num_classes)
         survived = {name: {} for name in scorers}
@@ -164,6 +172,7 @@ def evaluate_transfer(source: Callable,
         for name, tally in tallies.items():
             for epsilon, alive in survived[name].items():
                 tally.robust[epsilon] = tally.robust.get(epsilon, 0) + int(alive.sum())
+                tally.robust_examples.setdefault(epsilon, []).append(alive)
     if num_examples == 0:
         raise ValueError("The dataset yielded no examples to evaluate.")
     return {"num_examples": num_examples,

@@ -71,14 +71,22 @@ def table2(cells: list[dict]) -> dict:
     return table
 
 
-def _sweep_panels(series: list[dict], setting: str) -> list[dict]:
+def figure_targets(protocol) -> list:
+    """The targets drawn in the figures (`figure_targets`, else all)."""
+    chosen = protocol.config.figure_targets
+    return [t for t in protocol.targets if chosen is None or t.name in chosen]
+
+
+def _sweep_panels(series: list[dict], setting: str, targets=None) -> list[dict]:
+    """Figure 3's panels; paired sources (one per target) share one panel per epsilon."""
     panels = {}
     for s in series:
-        if s["setting"] != setting:
+        if s["setting"] != setting or (targets is not None and s["target"] not in targets):
             continue
-        key = (THREAT_ORDER.get(s["threat_model"], 3), s["source"] or "", s["epsilon"])
+        source = "each target's paired copy" if s.get("paired") else (s["source"] or "")
+        key = (THREAT_ORDER.get(s["threat_model"], 3), source, s["epsilon"])
         via = "white-box" if s["source"] is None else (
-            f"{s['threat_model'].replace('_', '-')} from {s['source']}")
+            f"{s['threat_model'].replace('_', '-')} from {source}")
         panel = panels.setdefault(key, {
             "title": f"{via}, eps {s['epsilon']:g}, step {s['step_size']:.4g}"
                      + (", random start" if s["random_start"] else ""), "lines": {}})
@@ -101,7 +109,7 @@ def _examples(protocol, indices):
 
 def _figure4(protocol, indices) -> list[str]:
     config = protocol.config
-    networks = with_features({t.name: protocol.loaded(t) for t in protocol.targets})
+    networks = with_features({t.name: protocol.loaded(t) for t in figure_targets(protocol)})
     if not networks or not indices:
         return []
     images, labels = _examples(protocol, indices)
@@ -158,7 +166,7 @@ def _figure6(protocol, index: int) -> list[str]:
     landscapes = {t.name: loss_landscape(protocol.loaded(t), images[0].numpy(),
                                          int(labels[0]), radius, config.landscape_grid,
                                          seed=config.seed)
-                  for t in protocol.targets}
+                  for t in figure_targets(protocol)}
     title = (f"Figure 6: cross-entropy at clip(x + a sign(grad) + b r2), r2 Rademacher, "
              f"|a|, |b| <= {radius:g}; test example {index}")
     return [plot_loss_landscapes(landscapes, title, os.path.join(
@@ -170,7 +178,8 @@ def draw_figures(protocol, collected: dict) -> dict:
     config = protocol.config
     figures = {"figure3": {}, "figure4": [], "figure6": []}
     for setting in config.settings:
-        panels = _sweep_panels(collected["series"], setting.name)
+        panels = _sweep_panels(collected["series"], setting.name,
+                               {t.name for t in figure_targets(protocol)})
         if panels:
             figures["figure3"][setting.name] = plot_sweep(
                 panels, collected["clean"], f"Figure 3, {setting.name} setting: worst-iterate "

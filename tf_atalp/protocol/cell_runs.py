@@ -31,7 +31,9 @@ def scored(evaluation: dict, threat_model: str) -> dict:
             "num_examples": evaluation["num_examples"],
             "class_totals": evaluation["per_class"]["num_examples"],
             "points": attack_points(evaluation, threat_model),
-            "robust": robust_accuracy(evaluation, threat_model)}
+            "robust": robust_accuracy(evaluation, threat_model),
+            **{key: evaluation[key] for key in ("clean_examples", "clean_examples_per_draw")
+               if key in evaluation}}
 
 
 def white_box_cell(model: Callable, batches: Sequence, setting: AttackSetting,

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tf_atalp import data as data_lib
 from tf_atalp.data import DataConfig
 from tf_atalp.data.folder_source import split_files
-from tf_atalp.evaluation.subset import balanced_subset, describe_subset, split_labels
+from tf_atalp.data.subset import balanced_subset, describe_subset, split_labels
 
 
 @dataclasses.dataclass

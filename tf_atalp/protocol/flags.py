@@ -36,6 +36,11 @@ def define_protocol_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       "architecture.", **define)
     flags.DEFINE_list("same_defense_sources", [], "Protocol: gray-box sources scored only "
                       "on the targets trained with the same defense.", **define)
+    flags.DEFINE_list("paired_sources", [], "Protocol: TARGET_DIR:SOURCE_DIR pairs; the "
+                      "source (the target's architecture and defense, other weights: the "
+                      "paper's gray-box attacker) is scored on that target only.", **define)
+    flags.DEFINE_list("figure_targets", [], "Protocol: the targets (folder names) drawn in "
+                      "Figures 3, 4 and 6 (default: all).", **define)
     flags.DEFINE_string("output_dir", None, "Protocol: where cells, tables, figures and "
                         "report.md go (a rerun resumes the finished cells).", **define)
     flags.DEFINE_bool("paper_random_start", False,
@@ -58,6 +63,15 @@ def define_protocol_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         "folder (Table 2).", **define)
 
 
+def _pair(text: str) -> tuple[str, str]:
+    """"TARGET_DIR:SOURCE_DIR" -> (target, source)."""
+    target, separator, source = text.partition(":")
+    if not separator or not target or not source:
+        raise ValueError("`paired_sources` entries must be TARGET_DIR:SOURCE_DIR. "
+                         f"Received: {text!r}")
+    return target, source
+
+
 def protocol_config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> ProtocolConfig:
     """The `ProtocolConfig` of parsed flags (checks every field; raises ValueError)."""
     f = flag_values
@@ -72,7 +86,9 @@ def protocol_config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> P
     return ProtocolConfig(
         targets=tuple(f.targets), output_dir=f.output_dir,
         gray_box_sources=tuple(f.gray_box_sources), black_box_sources=tuple(f.black_box_sources),
-        same_defense_sources=tuple(f.same_defense_sources), epsilons=epsilons,
+        same_defense_sources=tuple(f.same_defense_sources),
+        paired_sources=tuple(_pair(text) for text in f.paired_sources),
+        figure_targets=tuple(f.figure_targets) or None, epsilons=epsilons,
         settings=settings, max_examples=f.max_examples, batch_size=f.batch_size, seed=f.seed,
         drop_broken=f.drop_broken, dataset=f.dataset, data_dir=f.data_dir,
         eot_samples=f.eot_samples, random_draws=f.random_draws,

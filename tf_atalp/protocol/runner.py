@@ -25,13 +25,15 @@ from tf_atalp.analysis.key_regions import KeyRegionTally, load_masks
 from tf_atalp.evaluation.config import DEFAULT_EOT_SAMPLES, DEFAULT_RANDOM_DRAWS, EvalConfig
 from tf_atalp.evaluation.preparation import prepare_evaluation
 from tf_atalp.io_utils import atomic_write_json, atomic_write_text
+from tf_atalp.output_checks import check_output_dir
 from tf_atalp.protocol import analyses, cell_runs
-from tf_atalp.protocol.cells import CellStore
+from tf_atalp.protocol.analyses import TENSORBOARD_DIR
+from tf_atalp.protocol.cells import CELLS_DIR, CellStore
 from tf_atalp.protocol.checks import protocol_checks
 from tf_atalp.protocol.data import ProtocolData, load_protocol_data
 from tf_atalp.protocol.models import (
-    SAME_DEFENSE_SOURCE, TARGET, LoadedModels, ProtocolModel, find_protocol_models,
-    scored_targets)
+    PAIRED_SOURCE, SAME_DEFENSE_SOURCE, TARGET, LoadedModels, ProtocolModel,
+    find_protocol_models, scored_targets)
 from tf_atalp.protocol.report import write_report
 from tf_atalp.protocol.settings import ProtocolConfig
 from tf_atalp.protocol.tables import (
@@ -83,17 +85,23 @@ class Protocol:
 
 def prepare_protocol(config: ProtocolConfig) -> Protocol:
     """Checks every model_dir, the data and the masks; reads the test examples once."""
-    check(not os.path.isfile(config.output_dir),
-          f"`output_dir` must be a folder, not a file. Received: {config.output_dir!r}")
+    for folder in (config.output_dir, os.path.join(config.output_dir, CELLS_DIR),
+                   os.path.join(config.output_dir, TENSORBOARD_DIR)):
+        check_output_dir(folder, name="output_dir")
     models = find_protocol_models(config.targets, config.gray_box_sources,
-                                  config.black_box_sources, config.same_defense_sources)
+                                  config.black_box_sources, config.same_defense_sources,
+                                  config.paired_sources)
+    names = {m.name for m in models if m.role == TARGET}
+    unknown = sorted(set(config.figure_targets or ()) - names)
+    check(not unknown, f"`figure_targets` must name targets (folder names). Received "
+          f"{unknown}; targets: {sorted(names)}")
     classes = {m.run_config.model.num_classes for m in models}
     check(len(classes) == 1, "Every protocol model must have the same classes. Received: "
           + ", ".join(f"{m.name}: {m.run_config.model.num_classes}" for m in models))
     first = models[0]
     prepared = prepare_evaluation(EvalConfig(
         model_dir=first.source.path, dataset=config.dataset, data_dir=config.data_dir,
-        epsilons=config.epsilons, batch_size=config.batch_size))
+        epsilons=config.epsilons, batch_size=config.batch_size), check_outputs=False)
     data_config = prepared.data_config(first.run_config.model.image_size, classes.pop())
     masks_dir = config.masks_dir
     check(masks_dir is None or os.path.isdir(masks_dir),
@@ -156,14 +164,16 @@ def _plan(protocol: Protocol) -> list[Cell]:
         for source in protocol.sources:
             scored = scored_targets(source, protocol.targets)
             cells.append(Cell(
-                f"{setting.name}__{source.threat_model}__{source.name}",
+                f"{setting.name}__{source.threat_model}__{source.cell_name}",
                 {"kind": TRANSFER_KIND, "setting": setting.name, "source": source.name,
                  "threat_model": source.threat_model,
-                 "same_defense": source.role == SAME_DEFENSE_SOURCE},
+                 "same_defense": source.role in (SAME_DEFENSE_SOURCE, PAIRED_SOURCE),
+                 "paired": source.role == PAIRED_SOURCE},
                 {**common, "setting": setting.describe(), "source": source.fingerprint(),
                  "targets": [t.fingerprint() for t in scored]},
                 f"{source.threat_model.replace('_', '-')} {setting.name} PGD crafted on "
-                f"{source.name}, scored on {len(scored)} target(s)",
+                f"{source.name}, scored on "
+                + (source.paired_target if source.paired_target else f"{len(scored)} target(s)"),
                 lambda s=setting, src=source, ts=scored: _transfer(protocol, s, src, ts)))
     return cells
 
@@ -192,8 +202,12 @@ def _transfer(protocol: Protocol, setting, source: ProtocolModel,
     return result
 
 
-def _run_cells(protocol: Protocol, cells: list[Cell]) -> list[dict]:
-    """Runs (or reads back) every cell, with a progress bar over cells and the time left."""
+def _run_cells(protocol: Protocol, cells: list[Cell], on_cell=None) -> list[dict]:
+    """Runs (or reads back) every cell, with a progress bar over cells and the time left.
+
+    `on_cell(index, pending, label, seconds)`, if given, is called before each
+    cell to compute (seconds None) and after it (its seconds).
+    """
     store = CellStore(protocol.config.output_dir)
     stored_cells = {c.key: store.load(c.key, c.fingerprint) for c in cells}  # read once
     pending = sum(1 for stored in stored_cells.values() if stored is None)
@@ -205,19 +219,33 @@ def _run_cells(protocol: Protocol, cells: list[Cell]) -> list[dict]:
         stored = stored_cells[cell.key]
         if stored is None:
             report(f"\n[{len(done) + 1}/{len(cells)}] {cell.label}")
+            computed = sum(1 for c in cells[:len(done)] if stored_cells[c.key] is None)
+            if on_cell is not None:
+                on_cell(computed, pending, cell.label, None)
             started = time.time()
             stored = store.save(cell.key, cell.fingerprint, cell.run(), time.time() - started)
+            if on_cell is not None:
+                on_cell(computed + 1, pending, cell.label, stored["seconds"])
             bar.add(1)
         done.append({**stored, "spec": cell.spec, "label": cell.label})
     return done
 
 
-def run_protocol(protocol: Protocol, command=None) -> dict:
-    """Runs every cell (resuming), then writes the tables, figures, checks and report.md."""
+def pending_cells(protocol: Protocol) -> list[str]:
+    """The labels of the cells a run would compute (not finished with these settings)."""
+    store = CellStore(protocol.config.output_dir)
+    return [c.label for c in _plan(protocol) if store.load(c.key, c.fingerprint) is None]
+
+
+def run_protocol(protocol: Protocol, command=None, on_cell=None) -> dict:
+    """Runs every cell (resuming), then writes the tables, figures, checks and report.md.
+
+    `on_cell`: see `_run_cells` (progress of a caller, such as a study).
+    """
     started = time.time()
     config = protocol.config
     os.makedirs(config.output_dir, exist_ok=True)
-    cells = _run_cells(protocol, _plan(protocol))
+    cells = _run_cells(protocol, _plan(protocol), on_cell)
     collected = collect(cells)
     targets = [t.describe() for t in protocol.targets]
     tables = {s.name: table1_rows(collected, targets, s.name, config.epsilons)
@@ -245,6 +273,7 @@ def run_protocol(protocol: Protocol, command=None) -> dict:
                   for c in cells],
         "cell_seconds": round(sum(c["seconds"] for c in cells), 1),
         "series": collected["series"], "clean": collected["clean"],
+        "clean_examples": collected["clean_examples"],
         "single_step": {t: {f"{e:g}": v for e, v in per.items()}
                         for t, per in collected["single_step"].items()},
         "sources": collected["sources"], "table1": tables,

@@ -112,6 +112,10 @@ class ProtocolConfig:
       black_box_sources: model_dirs of a different (deeper) architecture.
       same_defense_sources: gray-box sources scored only on the targets
         trained with the same defense (an attacker who trains a copy).
+      paired_sources: (target, source) model_dir pairs: the source has the
+        target's architecture and defense (other weights: the paper's
+        gray-box attacker) and is scored on that target only; it may itself
+        be another target.
       output_dir: where cells, tables, figures and report.md go.
       epsilons: L-inf radii, pixel units.
       settings: the PGD settings (paper and strong).
@@ -128,6 +132,8 @@ class ProtocolConfig:
       landscape_radius: Figure 6's largest |a|, |b|; None: the smallest epsilon.
       masks_dir: per-image key-region masks mirroring the image folder
         (Table 2); None: no Table 2.
+      figure_targets: the targets (folder names) drawn in Figures 3, 4 and 6;
+        None: all.
     """
 
     targets: tuple[str, ...]
@@ -135,6 +141,7 @@ class ProtocolConfig:
     gray_box_sources: tuple[str, ...] = ()
     black_box_sources: tuple[str, ...] = ()
     same_defense_sources: tuple[str, ...] = ()
+    paired_sources: tuple[tuple[str, str], ...] = ()
     epsilons: tuple[float, ...] = PAPER_EPSILONS
     settings: tuple[AttackSetting, ...] = (paper_setting(), strong_setting())
     max_examples: int | None = None
@@ -150,12 +157,20 @@ class ProtocolConfig:
     landscape_grid: int = 21
     landscape_radius: float | None = None
     masks_dir: str | None = None
+    figure_targets: tuple[str, ...] | None = None
 
     def __post_init__(self):
         check(len(self.targets) >= 1, "`targets` must name at least one model_dir. Received: []")
         check(bool(self.output_dir), "`output_dir` must be set. Received: ''")
         for name in ("targets", "gray_box_sources", "black_box_sources", "same_defense_sources"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        pairs = tuple(tuple(pair) for pair in self.paired_sources)
+        check(all(len(pair) == 2 and all(pair) for pair in pairs),
+              "`paired_sources` must be (target, source) pairs of model_dirs. Received: "
+              f"{list(self.paired_sources)}")
+        object.__setattr__(self, "paired_sources", pairs)
+        if self.figure_targets is not None:
+            object.__setattr__(self, "figure_targets", tuple(self.figure_targets))
         check(len(self.epsilons) >= 1 and all(0 < e <= 1 for e in self.epsilons),
               f"`epsilons` must be in (0, 1]. Received: {list(self.epsilons)}")
         object.__setattr__(self, "epsilons", tuple(sorted(float(e) for e in self.epsilons)))

@@ -20,14 +20,14 @@ COLUMN_ORDER = ("gray_box", SAME_DEFENSE_COLUMN, "black_box", "white_box")
 
 
 def _series_of(scored: dict, *, setting, threat_model, source, target,
-               column=None) -> list[dict]:
+               column=None, paired=False) -> list[dict]:
     """One series per epsilon of a cell's numbers for one scored model."""
     robust = {entry["epsilon"]: entry for entry in scored["robust"]}
     series = {}
     for point in scored["points"]:
         entry = series.setdefault(point["epsilon"], {
             "setting": setting, "threat_model": threat_model, "source": source,
-            "column": column or threat_model,
+            "column": column or threat_model, "paired": paired,
             "target": target, "epsilon": point["epsilon"], "step_size": point["step_size"],
             "random_start": point["random_start"], "restarts": point["restarts"],
             "run_iterations": point["run_iterations"], "num_examples": point["num_examples"],
@@ -39,19 +39,25 @@ def _series_of(scored: dict, *, setting, threat_model, source, target,
     for epsilon, entry in series.items():
         entry["robust_accuracy"] = robust[epsilon]["robust_accuracy"]
         entry["robust_correct"] = robust[epsilon]["robust_correct"]
+        for key in ("robust_examples", "robust_examples_per_draw"):
+            if key in robust[epsilon]:
+                entry[key] = robust[epsilon][key]
     return list(series.values())
 
 
 def collect(cells: list[dict]) -> dict:
-    """{"series": [...], "clean": {target: acc}, "class_totals": {target: [...]},
+    """{"series": [...], "clean": {target: acc}, "clean_examples": {target: "0110..."},
+        "class_totals": {target: [...]},
         "single_step": {target: {epsilon: acc}}, "sources": {source: {setting: white-box series}}}."""
-    collected = {"series": [], "clean": {}, "class_totals": {}, "single_step": {},
-                 "sources": {}}
+    collected = {"series": [], "clean": {}, "clean_examples": {}, "class_totals": {},
+                 "single_step": {}, "sources": {}}
     for cell in cells:
         spec, result = cell["spec"], cell["result"]
         if spec["kind"] == WHITE_BOX_KIND:
             target = spec["target"]
             collected["clean"][target] = result["clean_accuracy"]
+            if "clean_examples" in result:
+                collected["clean_examples"][target] = result["clean_examples"]
             collected["class_totals"][target] = result["class_totals"]
             collected["series"] += _series_of(result, setting=spec["setting"],
                                               threat_model="white_box", source=None,
@@ -64,7 +70,8 @@ def collect(cells: list[dict]) -> dict:
                 collected["series"] += _series_of(
                     scored, setting=spec["setting"], threat_model=spec["threat_model"],
                     source=spec["source"], target=target,
-                    column=SAME_DEFENSE_COLUMN if spec.get("same_defense") else None)
+                    column=SAME_DEFENSE_COLUMN if spec.get("same_defense") else None,
+                    paired=bool(spec.get("paired")))
             collected["sources"].setdefault(spec["source"], {})[spec["setting"]] = {
                 "clean_accuracy": result["source"]["clean_accuracy"],
                 "robust": result["source"]["robust"]}

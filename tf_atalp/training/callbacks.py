@@ -2,12 +2,13 @@
 
 - `SetDataEpoch`, `EpochTimer`, `HistoryCSV`: epoch-keyed data, epoch
   timing, a 1-based history (train_main's runs).
-- `RobustAccuracy`: white-box accuracy under an attack on held-out data, in
-  the epoch logs (`val_robust_accuracy`), for EarlyStopping, ModelCheckpoint,
-  CSVLogger and TensorBoard.
+- `RobustAccuracy`: white-box accuracy under an attack on a class-balanced
+  subset of held-out data, in the epoch logs (`val_robust_accuracy`), for
+  EarlyStopping, ModelCheckpoint, CSVLogger and TensorBoard.
 - `AttentionMaps`: clean and adversarial attention maps as TensorBoard images.
 """
 
+import contextlib
 import time
 
 import keras
@@ -15,8 +16,9 @@ import tensorflow as tf
 
 from tf_atalp.attacks.base import Attack, correct_predictions
 from tf_atalp.attacks.model_fns import inference_logits
-from tf_atalp.data.datasets import first_examples
 from tf_atalp.data.pipeline import EpochCounter
+from tf_atalp.data.subset import balanced_examples, subset_text
+from tf_atalp.io_utils import writing
 from tf_atalp.losses import attention_map
 from tf_atalp.models.outputs import features_of, logits_of
 from tf_atalp.seeds import derive_seed
@@ -50,22 +52,20 @@ class EpochTimer(keras.callbacks.Callback):
 
 class HistoryCSV(keras.callbacks.CSVLogger):
     """`keras.callbacks.CSVLogger` numbering epochs from 1, as the
-    `epoch_NNN.weights.h5` checkpoints are (Keras counts from 0)."""
+    `epoch_NNN.weights.h5` checkpoints are (Keras counts from 0).
+
+    A failed write (a full disk) closes the file, dropping the unwritten
+    row, and raises NoSpaceError naming it; the file keeps what was written.
+    """
 
     def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch + 1, logs)
-
-
-def _batches(data, batch_size: int, max_examples: int | None):
-    """(images float32 [B, H, W, C], labels int32 [B]) batches of a dataset or of (x, y) arrays,
-    cut after `max_examples` examples."""
-    if isinstance(data, tf.data.Dataset):
-        dataset = data
-    else:
-        images, labels = data
-        dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
-    for images, labels in first_examples(dataset, max_examples):
-        yield tf.cast(images, tf.float32), tf.cast(labels, tf.int32)
+        try:
+            with writing(self.filename):
+                super().on_epoch_end(epoch + 1, logs)
+        except BaseException:
+            with contextlib.suppress(OSError):  # closing flushes the row again, and fails again
+                self.csv_file.close()
+            raise
 
 
 def _due(epoch: int, every_n_epochs: int) -> bool:
@@ -85,36 +85,43 @@ class RobustAccuracy(keras.callbacks.Callback):
     """White-box accuracy under `attack` on held-out data, added to the epoch logs.
 
     After every `every_n_epochs`-th epoch it attacks `self.model` (in
-    inference mode) on up to `max_examples` examples and writes
-    `logs[name]` (default "val_robust_accuracy"): the fraction classified
-    correctly on the attack's final images. Later callbacks and `history`
-    see it, so `EarlyStopping(monitor="val_robust_accuracy", mode="max")`,
+    inference mode) on the same images and writes `logs[name]` (default
+    "val_robust_accuracy"): the fraction classified correctly on the
+    attack's final images. The images are a class-balanced subset of `data`
+    (`tf_atalp.data.subset`: classes take turns, so a class-sorted split
+    gives every class its share), chosen and read into memory once, when the
+    callback is made. Later callbacks and `history` see the value, so
+    `EarlyStopping(monitor="val_robust_accuracy", mode="max")`,
     `ModelCheckpoint(save_best_only=True, monitor="val_robust_accuracy",
     mode="max")`, CSVLogger and TensorBoard work on it: put this callback
     before them. Works with any model whose output is logits or a dict
     holding "logits".
 
     Args:
-      data: a tf.data.Dataset of (images, labels) batches, or (x, y) arrays;
-        images float in [0, 1].
+      data: a tf.data.Dataset of (images, labels) batches in a fixed order
+        (read twice, now), or (x, y) arrays; images float in [0, 1].
       attack: an `Attack` (e.g. `PGD(epsilon, step_size, iterations)`).
       every_n_epochs: how often (>= 1).
-      max_examples: attack at most this many examples (None: all).
-      batch_size: batch size for (x, y) arrays.
+      max_examples: attack this many examples, class-balanced (None: all);
+        they are held in memory.
+      batch_size: examples attacked at once.
       seed: random starts of batch b draw from (seed, b): the same every epoch.
       name: the key added to the logs.
-      verbose: 1 prints the value with the attack's settings after each measurement.
+      class_names: names of the labels 0, 1, ... in `describe()` (None: the labels).
+      verbose: 1 prints the value, the attack's settings and the images' classes
+        after each measurement.
     """
 
     def __init__(self, data, attack, every_n_epochs: int = 1, max_examples: int | None = None,
                  batch_size: int = 64, seed: int = 0, name: str = "val_robust_accuracy",
-                 verbose: int = 0):
+                 class_names=None, verbose: int = 0):
         super().__init__()
         if not isinstance(attack, Attack):
             raise ValueError(f"`attack` must be an Attack (PGD, FGSM, ...). Received: {attack!r}")
         if max_examples is not None and max_examples < 1:
             raise ValueError(f"`max_examples` must be >= 1. Received: max_examples={max_examples}")
-        self.data = data
+        if batch_size < 1:
+            raise ValueError(f"`batch_size` must be >= 1. Received: batch_size={batch_size}")
         self.attack = attack
         self.every_n_epochs = _check_every(every_n_epochs)
         self.max_examples = max_examples
@@ -122,31 +129,42 @@ class RobustAccuracy(keras.callbacks.Callback):
         self.seed = seed
         self.name = name
         self.verbose = verbose
+        self.images, self.labels, self.subset = balanced_examples(data, max_examples,
+                                                                  class_names)
+
+    @property
+    def num_examples(self) -> int:
+        """How many images each measurement attacks."""
+        return int(len(self.labels))
+
+    def describe(self) -> dict:
+        """What the value measures, JSON-ready: the attack, the images (their classes), in words."""
+        settings = ", ".join(f"{k} {v}" for k, v in self.attack.describe().items()
+                             if k in ("attack", "epsilon", "step_size", "iterations"))
+        return {"name": self.name, "threat_model": "white_box",
+                "attack": self.attack.describe(), "every_n_epochs": self.every_n_epochs,
+                "subset": self.subset,
+                "text": f"white-box {settings}; {subset_text(self.subset)}"}
 
     def robust_accuracy(self) -> float:
-        """The accuracy of `self.model` under the attack on the data, now."""
+        """The accuracy of `self.model` under the attack on the chosen images, now."""
         model_fn = inference_logits(self.model)
-        correct = total = 0
-        for index, (images, labels) in enumerate(
-                _batches(self.data, self.batch_size, self.max_examples)):
+        correct = 0
+        for index, start in enumerate(range(0, self.num_examples, self.batch_size)):
+            images = tf.constant(self.images[start:start + self.batch_size])
+            labels = tf.constant(self.labels[start:start + self.batch_size])
             adversarial = self.attack.attack(model_fn, images, labels,
                                              seed=derive_seed(self.seed, "robust", index))
             correct += int(tf.reduce_sum(tf.cast(correct_predictions(
                 model_fn(adversarial.adversarial_images), labels), tf.int32)))
-            total += int(labels.shape[0])
-        if total == 0:
-            raise ValueError("RobustAccuracy: the data yielded no examples.")
-        self.num_examples = total
-        return correct / total
+        return correct / self.num_examples
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and _due(epoch, self.every_n_epochs):
             logs[self.name] = self.robust_accuracy()
             if self.verbose:
-                settings = ", ".join(f"{k} {v}" for k, v in self.attack.describe().items()
-                                     if k in ("attack", "epsilon", "step_size", "iterations"))
-                print(f"\nEpoch {epoch + 1}: {self.name} {logs[self.name]:.4f} (white-box "
-                      f"{settings}; {self.num_examples} images)")
+                print(f"\nEpoch {epoch + 1}: {self.name} {logs[self.name]:.4f} "
+                      f"({self.describe()['text']})")
 
 
 def _unit_range_maps(maps: tf.Tensor) -> tf.Tensor:

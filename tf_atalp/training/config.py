@@ -67,7 +67,11 @@ class TrainConfig:
 
     learning_rate is the peak rate; "cosine" decays it to 0 over the run,
     "step" multiplies it by 0.1 at 50% and 75% of the run; `warmup_epochs`
-    ramps it linearly from 0 first.
+    ramps it linearly from 0 first; "cyclic" (Fast-AT) rises from 0 to the
+    peak at half the run and falls back to 0, with no warm-up.
+    `overfitting_check`: watch for catastrophic overfitting after every
+    epoch (`tf_atalp.training.overfitting`); None: as the defense says (on
+    for single-step training: fast_at, free_at).
     """
 
     model_dir: str
@@ -93,6 +97,7 @@ class TrainConfig:
     attention_maps_every: int = 1
     attention_map_images: int = 8
     export_saved_model: bool = True
+    overfitting_check: bool | None = None
 
     def __post_init__(self):
         check(bool(self.model_dir), "`model_dir` must be set. Received: model_dir=''")
@@ -106,6 +111,9 @@ class TrainConfig:
                f"Received: lr_schedule={self.lr_schedule!r}")
         check(0 <= self.warmup_epochs < self.epochs,
                f"`warmup_epochs` must be in [0, epochs={self.epochs}). "
+               f"Received: warmup_epochs={self.warmup_epochs}")
+        check(self.lr_schedule != "cyclic" or self.warmup_epochs == 0,
+               "The cyclic schedule rises from 0 itself: `warmup_epochs` must be 0. "
                f"Received: warmup_epochs={self.warmup_epochs}")
         check(0 <= self.momentum < 1,
                f"`momentum` must be in [0, 1). Received: momentum={self.momentum}")
@@ -181,6 +189,15 @@ class RunConfig:
         if not self.train.robust_accuracy_every or self.attack.epsilon == 0:
             return None
         return dataclasses.replace(self.attack, iterations=self.train.robust_accuracy_iterations)
+
+    @property
+    def checks_overfitting(self) -> bool:
+        """Whether the run watches for catastrophic overfitting (the flag, else the defense)."""
+        if self.attack.epsilon == 0:
+            return False
+        if self.train.overfitting_check is not None:
+            return self.train.overfitting_check
+        return self.defense.watches_overfitting()
 
     @property
     def eval_attack(self) -> PGD | None:

@@ -1,13 +1,15 @@
 """One training run, from a `RunConfig` to a finished model_dir.
 
 `prepare_run` checks everything that can be checked before work (the data
-folder, every image file, the class count, the model_dir) and writes
-nothing; `train` then writes the model_dir (names in `tf_atalp.model_dir`):
+folder, every image file, the class count, the model_dir: a folder this
+process can write, with room for one checkpoint) and writes nothing;
+`train` then holds the model_dir's lock (run.lock: one process per run) and
+writes it (names in `tf_atalp.model_dir`):
 
     run_config.json   the resolved RunConfig (read back by eval_main)
     train.flags       a flagfile that reproduces the run
     class_names.json  the class names in label order
-    backup/           BackupAndRestore state: a rerun of the same command resumes
+    backup/           the last committed epoch (RunBackup): a rerun of the same command resumes
     checkpoints/      epoch_NNN.weights.h5 after every epoch (NNN from 1)
     logs/             TensorBoard
     history.csv       per-epoch metrics, epochs from 1, appended across resumes
@@ -19,6 +21,10 @@ nothing; `train` then writes the model_dir (names in `tf_atalp.model_dir`):
 Reproducible resume: the data order and augmentation of epoch e depend on
 (seed, e) alone and the training attack's random start on (seed, step), so
 a run killed and resumed ends with the weights an uninterrupted run has.
+Every file is written atomically and the backup is committed last of an
+epoch's writes, so a kill at any moment (in a checkpoint write, in the
+SavedModel export) or a full disk leaves the last committed epoch whole: a
+full disk ends with NoSpaceError naming the file and that checkpoint.
 """
 
 import csv
@@ -26,6 +32,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -37,20 +44,29 @@ from absl import logging
 
 from tf_atalp import data as data_lib
 from tf_atalp.data.pipeline import EpochCounter
-from tf_atalp.export import export_saved_model
-from tf_atalp.io_utils import atomic_write_json, atomic_write_text
+from tf_atalp.data.subset import balanced_examples
+from tf_atalp.export import check_export_dir, export_saved_model
+from tf_atalp.io_utils import (
+    NoSpaceError, atomic_save, atomic_write_json, atomic_write_text, no_space_error,
+    remove_temporary_files, writing)
 from tf_atalp.model_dir import (
     ATTENTION_LOGS_DIR, BACKUP_DIR, CHECKPOINT_PATTERN, CHECKPOINTS_DIR, CLASS_NAMES_FILE, FLAGFILE, HISTORY_FILE,
-    LOGS_DIR, MODEL_FILE, RUN_CONFIG_FILE, SAVED_MODEL_DIR, TRAIN_RESULTS_FILE,
-    TRAINING_CURVES_FILE, finished_epochs, read_history)
+    LOGS_DIR, MODEL_FILE, ROBUST_ACCURACY_FILE, RUN_CONFIG_FILE, SAVED_MODEL_DIR,
+    TRAIN_RESULTS_FILE, TRAINING_CURVES_FILE, finished_epochs, read_history)
 from tf_atalp.models import build_applications_resnet, build_resnet
+from tf_atalp.output_checks import check_output_dir, check_output_file
 from tf_atalp.plots import plot_training_curves
 from tf_atalp.reporting import report
+from tf_atalp.run_lock import RunLock
 from tf_atalp.training import summaries
-from tf_atalp.training.backup import RunBackup
+from tf_atalp.training.backup import (
+    CHECKPOINT_MARGIN, EpochCheckpoint, RunBackup, checkpoint_bytes, committed_backup)
 from tf_atalp.training.callbacks import (
     AttentionMaps, EpochTimer, HistoryCSV, RobustAccuracy, SetDataEpoch)
 from tf_atalp.training.config import RunConfig, save_run_config
+from tf_atalp.training.overfitting import (
+    HELD_OUT_EXAMPLES, CatastrophicOverfitting, check_attack, held_out_batch, last_accuracy,
+    overfitting_summary)
 from tf_atalp.training.precision import resolve_precision
 from tf_atalp.training.schedules import WarmupSchedule
 from tf_atalp.training.strategy import WorkerRole, make_strategy, worker_role
@@ -87,10 +103,16 @@ class PreparedRun:
 def prepare_run(config: RunConfig) -> PreparedRun:
     """Validates data (decoding every image file once), model and model_dir.
 
+    The folders and files the run writes are probed (`tf_atalp.output_checks`):
+    a file where a folder must be, a folder this process cannot write, or
+    less free space than one checkpoint of the model is refused.
+
     Raises ValueError (or FileNotFoundError) before anything is written.
     """
     role = worker_role(config.train.strategy)  # a malformed TF_CONFIG fails here, before work
     data_lib.validate_data_config(config.data)
+    write_dir = _write_dir(config.train.model_dir, role)
+    _check_output_paths(config, write_dir, role)  # before the scan, which may take minutes
     info = data_lib.scan_dataset_info(config.data)
     if config.model.weights_path and not os.path.isfile(config.model.weights_path):
         raise ValueError(f"`weights_path` does not exist: {config.model.weights_path!r}")
@@ -104,7 +126,62 @@ def prepare_run(config: RunConfig) -> PreparedRun:
     steps = min(config.train.steps_per_epoch or full_steps, full_steps)
     finished = finished_epochs(config.train.model_dir)
     _check_model_dir(config, finished)
-    return PreparedRun(config, info, steps, finished, role)
+    prepared = PreparedRun(config, info, steps, finished, role)
+    if not prepared.is_finished:
+        _check_checkpoint_space(config, write_dir)
+    return prepared
+
+
+def _write_dir(model_dir: str, role: WorkerRole) -> str:
+    """Where this process writes: the model_dir on the chief, a scratch folder on other workers."""
+    return model_dir if role.is_chief else worker_scratch_dir(model_dir, role.index)
+
+
+def _check_output_paths(config: RunConfig, write_dir: str, role: WorkerRole) -> None:
+    """Every folder and file the run writes can be written (ValueError if not); writes nothing."""
+    for folder in (write_dir, *(os.path.join(write_dir, name)
+                                for name in (BACKUP_DIR, CHECKPOINTS_DIR, LOGS_DIR))):
+        check_output_dir(folder, name="model_dir")
+    if not role.is_chief:
+        return
+    model_dir = config.train.model_dir
+    for name in (RUN_CONFIG_FILE, FLAGFILE, CLASS_NAMES_FILE, HISTORY_FILE, MODEL_FILE,
+                 TRAIN_RESULTS_FILE, TRAINING_CURVES_FILE):
+        check_output_file(os.path.join(model_dir, name), name="model_dir")
+    if config.train.export_saved_model:
+        check_export_dir(os.path.join(model_dir, SAVED_MODEL_DIR))
+
+
+def network_size(config: RunConfig) -> tuple[int, int]:
+    """(all weights, trainable weights) of the run's network: counts of numbers.
+
+    Counted on a copy built in a throwaway graph (no pretrained weights
+    read): nothing runs eagerly, so a multi-worker strategy can still be
+    created afterwards.
+    """
+    model = dataclasses.replace(config.model, weights_path=None)
+    with tf.Graph().as_default():
+        network = build_network(dataclasses.replace(config, model=model))
+        return (network.count_params(),
+                sum(math.prod(weight.shape) for weight in network.trainable_weights))
+
+
+def optimizer_slots(train) -> int:
+    """Numbers the optimizer keeps per trainable weight: Adam's two moments, SGD's momentum."""
+    if train.optimizer == "sgd":
+        return 1 if train.momentum else 0
+    return 2
+
+
+def _check_checkpoint_space(config: RunConfig, write_dir: str) -> None:
+    """ValueError unless `write_dir` has room for one checkpoint (weights + optimizer state)."""
+    weights, trainable = network_size(config)
+    slots = optimizer_slots(config.train)
+    check_output_dir(
+        write_dir, checkpoint_bytes(weights, trainable, slots), name="model_dir",
+        needed_for=f"one checkpoint of this model ({weights:,} weights and {slots} "
+                   f"{config.train.optimizer} slot(s) per trainable one, float32, "
+                   f"+{CHECKPOINT_MARGIN:.0%} and 1 MiB)")
 
 
 def _differing_settings(config: RunConfig) -> list[str]:
@@ -162,9 +239,10 @@ def build_network(config: RunConfig) -> keras.Model:
 def make_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """The optimizer with its warm-up + decay schedule (decoupled weight decay)."""
     train = config.train
+    updates = steps_per_epoch * config.defense.updates_per_batch()  # Free-AT: m per batch
     schedule = WarmupSchedule(
-        peak=train.learning_rate, total_steps=train.epochs * steps_per_epoch,
-        warmup_steps=int(train.warmup_epochs * steps_per_epoch), kind=train.lr_schedule)
+        peak=train.learning_rate, total_steps=train.epochs * updates,
+        warmup_steps=int(train.warmup_epochs * updates), kind=train.lr_schedule)
     decay = train.weight_decay or None
     if train.optimizer == "sgd":
         return keras.optimizers.SGD(schedule, momentum=train.momentum, nesterov=True,
@@ -204,21 +282,39 @@ def _datasets(config: RunConfig, strategy: tf.distribute.Strategy, counter: Epoc
 
 
 def _watching_callbacks(config: RunConfig) -> list[keras.callbacks.Callback]:
-    """RobustAccuracy and AttentionMaps on unaugmented test images, as the flags ask."""
+    """RobustAccuracy and AttentionMaps on unaugmented test images, as the flags ask.
+
+    Both take class-balanced test images (`tf_atalp.data.subset`; the test
+    split lists class by class), read once here: RobustAccuracy its
+    `robust_accuracy_examples`, recorded in ROBUST_ACCURACY_FILE (the run
+    summary and training_curves.png name them), AttentionMaps one per class
+    up to `attention_map_images`.
+    """
     train = config.train
     callbacks = []
     attack = config.robust_accuracy_attack
     if attack is not None or train.attention_maps_every:
         test_data = data_lib.make_dataset(config.data, "test", training=False)
     if attack is not None:
-        callbacks.append(RobustAccuracy(
+        robust_accuracy = RobustAccuracy(
             test_data, attack, every_n_epochs=train.robust_accuracy_every,
-            max_examples=train.robust_accuracy_examples, seed=train.seed, verbose=1))
+            max_examples=train.robust_accuracy_examples, batch_size=config.data.batch_size,
+            seed=train.seed, class_names=data_lib.get_dataset_info(config.data).class_names,
+            verbose=1)
+        atomic_write_json(os.path.join(train.model_dir, ROBUST_ACCURACY_FILE),
+                          robust_accuracy.describe())
+        callbacks.append(robust_accuracy)
     if train.attention_maps_every:
-        images, labels = next(iter(test_data.unbatch().batch(train.attention_map_images)))
+        images, labels, _ = balanced_examples(test_data, train.attention_map_images)
         callbacks.append(AttentionMaps(
             images, labels, os.path.join(train.model_dir, LOGS_DIR, ATTENTION_LOGS_DIR),
             every_n_epochs=train.attention_maps_every, seed=train.seed))
+    if config.checks_overfitting:
+        images, labels = held_out_batch(data_lib.make_dataset(config.data, "test", training=False))
+        history = read_history(os.path.join(train.model_dir, HISTORY_FILE))
+        callbacks.append(CatastrophicOverfitting(images, labels, check_attack(config.attack),
+                                                 seed=train.seed,
+                                                 previous_accuracy=last_accuracy(history)))
     return callbacks
 
 
@@ -235,26 +331,28 @@ def _callbacks(config: RunConfig, counter: EpochCounter, role: WorkerRole,
         *(_watching_callbacks(config) if role.is_chief else []),  # add to the logs first
         EpochTimer(),  # after them (their time counts), before the callbacks that record logs
         HistoryCSV(os.path.join(write_dir, HISTORY_FILE), append=True),
+        EpochCheckpoint(os.path.join(write_dir, CHECKPOINTS_DIR, CHECKPOINT_PATTERN)),
+        keras.callbacks.TensorBoard(os.path.join(write_dir, LOGS_DIR)),
+        # Last: its commit says every write of the epoch before it is done, so an epoch
+        # killed (or out of space) in any of them is run again on resume.
         RunBackup(os.path.join(write_dir, BACKUP_DIR),
                   restore_from=os.path.join(model_dir, BACKUP_DIR)),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(write_dir, CHECKPOINTS_DIR, CHECKPOINT_PATTERN),
-            save_weights_only=True),
-        keras.callbacks.TensorBoard(os.path.join(write_dir, LOGS_DIR)),
     ]
 
 
 def _keep_history_up_to(history_path: str, finished: int) -> None:
-    """Drops rows of epochs after `finished` (written before a kill, not backed up)."""
+    """Drops rows of epochs after `finished` (written before a kill, not backed up) and
+    rows cut short (a kill or a full disk in the write)."""
     rows = read_history(history_path)
-    if not rows or all(int(row["epoch"]) <= finished for row in rows):
+    kept = [row for row in rows if None not in row and None not in row.values()
+            and row["epoch"].isdigit() and int(row["epoch"]) <= finished]
+    if len(kept) == len(rows):
         return
-    kept = [row for row in rows if int(row["epoch"]) <= finished]
     if not kept:
         os.remove(history_path)
         return
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(buffer, fieldnames=list(kept[0]))
     writer.writeheader()
     writer.writerows(kept)
     atomic_write_text(history_path, buffer.getvalue())
@@ -275,9 +373,7 @@ def total_training_seconds(rows: list[dict[str, str]]) -> float:
 
 def save_keras_model_atomically(network: keras.Model, path: str) -> None:
     """Saves to a temporary .keras file in the same folder, then renames."""
-    temporary = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
-    network.save(temporary)
-    os.replace(temporary, path)
+    atomic_save(path, network.save)
 
 
 def _write_run_files(prepared: PreparedRun, flagfile_text: str | None) -> None:
@@ -322,36 +418,78 @@ def train(prepared: PreparedRun, flagfile_text: str | None = None, verbose="auto
     """Runs (or resumes) the training and writes the model_dir; returns final metrics.
 
     A finished run is left as it is (its results are returned); a run that
-    finished no epoch starts afresh. With --strategy=multi_worker every worker
-    runs this; only the chief writes the model_dir, the others write into a
-    temporary folder that is removed at the end.
+    finished no epoch starts afresh. The chief holds the model_dir's
+    `RunLock` throughout (FolderInUseError when another live process holds
+    it; a killed one's stale lock is taken over). With
+    --strategy=multi_worker every worker runs this; only the chief writes
+    the model_dir, the others write into a temporary folder that is removed
+    at the end.
+
+    Raises NoSpaceError on a full disk, naming the file being written and
+    the last complete checkpoint; what the failed write began is removed.
     """
-    config = prepared.config
-    model_dir = config.train.model_dir
-    results_path = os.path.join(model_dir, TRAIN_RESULTS_FILE)
+    model_dir = prepared.config.train.model_dir
+    try:
+        if not prepared.role.is_chief:
+            return _train_worker(prepared, verbose)
+        with RunLock(model_dir, name="model_dir"):
+            return _train_chief(prepared, flagfile_text, verbose)
+    except Exception as error:
+        full = no_space_error(error, model_dir)
+        if full is None:
+            raise
+        raise NoSpaceError(full.path, last_complete_checkpoint(model_dir)) from error
+
+
+def last_complete_checkpoint(model_dir: str) -> str | None:
+    """The committed backup a rerun resumes from, as "<path> (epoch N)"; None if none."""
+    try:
+        backup = committed_backup(os.path.join(model_dir, BACKUP_DIR))
+    except ValueError:
+        return None
+    return None if backup is None else f"{backup.weights_path} (epoch {backup.epoch})"
+
+
+def _finished_results(prepared: PreparedRun) -> dict:
+    config, model_dir = prepared.config, prepared.config.train.model_dir
+    with open(os.path.join(model_dir, TRAIN_RESULTS_FILE)) as f:
+        results = json.load(f)
+    report(f"{model_dir} already holds this run, finished ({config.train.epochs} epochs); "
+           "nothing to do.")
+    report(summaries.run_summary(model_dir, results))
+    return results
+
+
+def _train_chief(prepared: PreparedRun, flagfile_text: str | None, verbose) -> dict:
+    """The chief's run, under the model_dir's lock: the model_dir is read again first."""
+    config, model_dir = prepared.config, prepared.config.train.model_dir
+    finished = finished_epochs(model_dir)  # another process may have run since prepare_run
+    _check_model_dir(config, finished)
+    prepared = dataclasses.replace(prepared, finished_epochs=finished)
     if prepared.is_finished:
-        with open(results_path) as f:
-            results = json.load(f)
-        report(f"{model_dir} already holds this run, finished ({config.train.epochs} epochs); "
-               "nothing to do.")
-        report(summaries.run_summary(model_dir, results))
-        return results
-    role = prepared.role
-    if role.is_chief:
-        if prepared.finished_epochs == 0:
-            _clear_unfinished_run(model_dir)
-        _write_run_files(prepared, flagfile_text)
-        write_dir = model_dir
-    else:
-        write_dir = worker_scratch_dir(model_dir, role.index)
-        shutil.rmtree(write_dir, ignore_errors=True)  # what a killed start of it left
-        report(f"Worker {role.index} of {role.num_workers} (not the chief): the chief writes "
-               f"{model_dir}; this worker's own files go to {write_dir} (removed at the end).")
+        return _finished_results(prepared)
+    if finished == 0:
+        _clear_unfinished_run(model_dir)
+    for folder in (model_dir, os.path.join(model_dir, BACKUP_DIR),
+                   os.path.join(model_dir, CHECKPOINTS_DIR)):
+        remove_temporary_files(folder)  # what writes killed mid-way left
+    _write_run_files(prepared, flagfile_text)
+    return _train(prepared, prepared.role, model_dir, verbose)
+
+
+def _train_worker(prepared: PreparedRun, verbose) -> dict:
+    """A non-chief worker's run: it writes only its own scratch folder."""
+    if prepared.is_finished:
+        return _finished_results(prepared)
+    role, model_dir = prepared.role, prepared.config.train.model_dir
+    write_dir = worker_scratch_dir(model_dir, role.index)
+    shutil.rmtree(write_dir, ignore_errors=True)  # what a killed start of it left
+    report(f"Worker {role.index} of {role.num_workers} (not the chief): the chief writes "
+           f"{model_dir}; this worker's own files go to {write_dir} (removed at the end).")
     try:
         return _train(prepared, role, write_dir, verbose)
     finally:
-        if not role.is_chief:
-            shutil.rmtree(write_dir, ignore_errors=True)
+        shutil.rmtree(write_dir, ignore_errors=True)
 
 
 def _train(prepared: PreparedRun, role: WorkerRole, write_dir: str, verbose) -> dict:
@@ -391,10 +529,11 @@ def _train(prepared: PreparedRun, role: WorkerRole, write_dir: str, verbose) -> 
                     "seconds_this_process": round(seconds, 1)}
         save_keras_model_atomically(network, os.path.join(model_dir, MODEL_FILE))
         if config.train.export_saved_model:
-            export_saved_model(config.defense.inference_model(network),
-                               os.path.join(model_dir, SAVED_MODEL_DIR),
-                               class_names=prepared.info.class_names,
-                               randomization=config.defense.randomization())
+            export_dir = os.path.join(model_dir, SAVED_MODEL_DIR)
+            with writing(export_dir):
+                export_saved_model(config.defense.inference_model(network), export_dir,
+                                   class_names=prepared.info.class_names,
+                                   randomization=config.defense.randomization())
     finally:
         keras.mixed_precision.set_global_policy("float32")
     plot_training_curves(history_path, os.path.join(model_dir, TRAINING_CURVES_FILE))
@@ -410,6 +549,10 @@ def _train(prepared: PreparedRun, role: WorkerRole, write_dir: str, verbose) -> 
         "precision": {"policy": precision.policy, "reason": precision.reason},
         "final_metrics": last_epoch_metrics(history_rows),
     }
+    overfitting = overfitting_summary(history_rows, check_attack(config.attack),
+                                      min(HELD_OUT_EXAMPLES, prepared.info.num_test))
+    if overfitting is not None:
+        results["catastrophic_overfitting"] = overfitting
     atomic_write_json(os.path.join(model_dir, TRAIN_RESULTS_FILE), results)
     report(summaries.run_summary(model_dir, results))
     return results

@@ -2,7 +2,8 @@
 
 from tf_atalp.data.config import DataConfig, DatasetInfo
 from tf_atalp.model_dir import (
-    HISTORY_FILE, MODEL_FILE, SAVED_MODEL_DIR, TRAIN_RESULTS_FILE, TRAINING_CURVES_FILE)
+    HISTORY_FILE, MODEL_FILE, SAVED_MODEL_DIR, TRAIN_RESULTS_FILE, TRAINING_CURVES_FILE,
+    read_robust_accuracy_record)
 
 _MAX_CLASS_NAMES_SHOWN = 8
 # The metrics of the end-of-run summary, in order, with their labels.
@@ -39,7 +40,12 @@ def _metric_line(label: str, metrics: dict, names) -> str | None:
 
 
 def run_summary(model_dir: str, results: dict) -> str:
-    """The end of a run: data, epochs, time, precision and the last epoch's metrics."""
+    """The end of a run: data, epochs, time, precision and the last epoch's metrics.
+
+    With the RobustAccuracy callback's record in model_dir, a line says what
+    its robust accuracy measures: the attack and the images (how many, of
+    how many classes).
+    """
     metrics = results.get("final_metrics", {})
     precision = results.get("precision", {}).get("policy", "unknown")
     lines = [
@@ -55,6 +61,9 @@ def run_summary(model_dir: str, results: dict) -> str:
         line = _metric_line(label, metrics, names)
         if line:
             lines.append(line)
+    record = read_robust_accuracy_record(model_dir)
+    if record is not None and record["name"] in metrics:
+        lines.append(f"  robust   {record['name']}: {record['text']}")
     lines.append(f"  files    {MODEL_FILE}, {SAVED_MODEL_DIR}/, {HISTORY_FILE}, "
                  f"{TRAINING_CURVES_FILE}, {TRAIN_RESULTS_FILE}")
     return "\n".join(lines)

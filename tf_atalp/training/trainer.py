@@ -20,6 +20,15 @@ term_i`, scaled for the replicas; Keras' loss tracker, loss scaling
 (mixed precision) and `compile(metrics=...)` do the rest, as in
 keras/src/distillation/distiller.py.
 
+The defense chooses the step strategy, not a branch of train_step: the
+attack it runs (`defense.training_attack(attack)`: TRADES' KL objective,
+Fast-AT's single FGSM step), Free-AT's replays (`defense.free_replays()`:
+m updates on each minibatch, each one forward and backward pass whose input
+gradient moves the perturbation for the next; no attack), and AWP
+(`defense.weight_perturbation()`: the weights perturbed towards a higher
+loss before the update and restored after it, BatchNorm statistics
+untouched by the perturbing pass).
+
 Metrics: "loss", one per loss term ("ce", "alp", "at", ...),
 "clean_accuracy" and "adversarial_accuracy" where that pass is made, and the
 compiled metrics, which see the logits of the examples trained on
@@ -34,10 +43,11 @@ import tensorflow as tf
 
 from tf_atalp import losses
 from tf_atalp.attacks.model_fns import inference_logits, training_logits
-from tf_atalp.attacks.pgd import for_xla
+from tf_atalp.attacks.pgd import for_xla, linf_project, linf_step
 from tf_atalp.defenses.base import Defense
 from tf_atalp.defenses.registry import defense_config, defense_from_config, get_defense
 from tf_atalp.defenses.terms import ADVERSARIAL, CLEAN, LossInputs
+from tf_atalp.defenses.weight_perturbation import perturbed_weights, relative_perturbation
 from tf_atalp.models.outputs import as_roles, logits_of
 
 
@@ -52,6 +62,20 @@ def _replicas() -> int:
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
+def _sum_over_replicas(gradients: list) -> list:
+    """The gradients summed over the replicas (None stays None; no-op on one replica)."""
+    present = [index for index, gradient in enumerate(gradients) if gradient is not None]
+    context = tf.distribute.get_replica_context()
+    if context is None or not present or _replicas() == 1:
+        return list(gradients)
+    reduced = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                 [gradients[index] for index in present])
+    summed = list(gradients)
+    for index, gradient in zip(present, reduced):
+        summed[index] = gradient
+    return summed
+
+
 @keras.saving.register_keras_serializable(package="tf_atalp")
 class AdversarialTrainer(keras.Model):
     """Trains `network` with a `Defense` (default: the paper's at_alp).
@@ -61,8 +85,9 @@ class AdversarialTrainer(keras.Model):
         logits [N, K] or a dict of roles holding them (then only defenses
         without attention pairing apply to logits alone).
       defense: a `Defense` or a registry name.
-      attack: the `Attack` (e.g. `PGD`) that makes training examples;
-        required when the defense trains adversarially.
+      attack: the `Attack` (e.g. `PGD`) from which the defense makes its
+        training attack (`defense.training_attack(attack)`); required when
+        the defense trains adversarially.
       eval_attack: the attack run in `test_step` (`evaluate`, validation), or
         None for clean metrics only.
       attack_batchnorm_training: craft training examples with BatchNorm in
@@ -89,6 +114,12 @@ class AdversarialTrainer(keras.Model):
         self.eval_attack = eval_attack
         self.attack_batchnorm_training = bool(attack_batchnorm_training)
         self.seed = seed
+        self._training_attack = None if attack is None else defense.training_attack(attack)
+        self._free_replays = defense.free_replays()
+        self._awp_gamma = defense.weight_perturbation()
+        if self._free_replays and not hasattr(attack, "epsilon"):
+            raise ValueError(f"Defense {defense.name!r} moves its perturbation by the attack's "
+                             "epsilon: pass an attack with one (PGD).")
         self._terms = defense.loss_terms()
         self._uses_clean = defense.uses(CLEAN)
         self._uses_adversarial = defense.uses(ADVERSARIAL)
@@ -117,8 +148,8 @@ class AdversarialTrainer(keras.Model):
         return tf.stop_gradient(attack.attack(model_fn, images, labels, seed=seed)
                                 .adversarial_images)
 
-    def _training_attack_seed(self):
-        """int64 [2] stateless seed of this step's attack: (seed, replica), step; or None."""
+    def _step_seed(self):
+        """int64 [2] stateless seed of this update: (seed, replica), optimizer step; or None."""
         if self.seed is None:
             return None
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
@@ -136,6 +167,16 @@ class AdversarialTrainer(keras.Model):
             return {CLEAN: self._network_outputs(images, training), ADVERSARIAL: None}
         return {CLEAN: None, ADVERSARIAL: self._network_outputs(adversarial, training)}
 
+    def _defense_loss(self, x, y, y_pred, training) -> tuple[tf.Tensor, dict]:
+        """(sum of the weighted terms, {term name: value}) for one batch; updates nothing."""
+        inputs = LossInputs(
+            labels=y, clean=y_pred[CLEAN], adversarial=y_pred[ADVERSARIAL], images=x[CLEAN],
+            adversarial_images=x[ADVERSARIAL],
+            network=lambda images: self._network_outputs(images, training),
+            epsilon=getattr(self._training_attack, "epsilon", None), seed=self._step_seed())
+        values = {term.name: term(inputs) for term in self._terms}
+        return tf.add_n([term.weight * values[term.name] for term in self._terms]), values
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The defense's loss: sum of weighted terms, scaled for the replicas.
 
@@ -145,14 +186,9 @@ class AdversarialTrainer(keras.Model):
         if sample_weight is not None:
             raise ValueError("AdversarialTrainer does not support sample weights "
                              "(nor class_weight).")
-        inputs = LossInputs(
-            labels=y, clean=y_pred[CLEAN], adversarial=y_pred[ADVERSARIAL], images=x[CLEAN],
-            adversarial_images=x[ADVERSARIAL],
-            network=lambda images: self._network_outputs(images, training))
-        values = {term.name: term(inputs) for term in self._terms}
+        total, values = self._defense_loss(x, y, y_pred, training)
         for name, value in values.items():
             self.term_trackers[name].update_state(value)
-        total = tf.add_n([term.weight * values[term.name] for term in self._terms])
         # Gradients are summed over replicas, so each replica's loss is scaled down.
         return total / _replicas()
 
@@ -161,32 +197,86 @@ class AdversarialTrainer(keras.Model):
         sample_weight = data[2] if len(data) > 2 else None
         images = tf.cast(images, tf.float32)
         labels = tf.cast(labels, tf.int32)
-        adversarial = None
-        if self._uses_adversarial:
-            adversarial = self.make_adversarial(images, labels, self.attack,
-                                                seed=self._training_attack_seed(),
-                                                training=self.attack_batchnorm_training)
-        x = {CLEAN: images, ADVERSARIAL: adversarial}
+        if self._free_replays:
+            # Free-AT: the perturbation starts at 0 and each replay's input gradient moves it.
+            epsilon = tf.constant(self._training_attack.epsilon, tf.float32)
+            adversarial = images
+            for _ in range(self._free_replays):
+                outputs, input_gradient = self._update(images, adversarial, labels,
+                                                       sample_weight, watch_adversarial=True)
+                adversarial = tf.stop_gradient(linf_project(
+                    linf_step(adversarial, input_gradient, epsilon), images, epsilon))
+        else:
+            adversarial = None
+            if self._uses_adversarial:
+                adversarial = self.make_adversarial(images, labels, self._training_attack,
+                                                    seed=self._step_seed(),
+                                                    training=self.attack_batchnorm_training)
+            outputs, _ = self._update(images, adversarial, labels, sample_weight)
+        trained_on = outputs[ADVERSARIAL] if self.defense.adversarial_training else outputs[CLEAN]
+        results = self.compute_metrics({CLEAN: images, ADVERSARIAL: adversarial}, labels,
+                                       logits_of(trained_on))
+        return self._select(results, terms=True, clean=outputs[CLEAN] is not None,
+                            adversarial=outputs[ADVERSARIAL] is not None)
 
+    def _update(self, images, adversarial, labels, sample_weight, watch_adversarial=False):
+        """One optimizer update on the batch (under AWP, at the perturbed weights).
+
+        Returns the outputs of the passes and, with `watch_adversarial`, the
+        gradient of the (scaled) loss with respect to the adversarial images.
+        Updates the loss, term and accuracy trackers.
+        """
+        x = {CLEAN: images, ADVERSARIAL: adversarial}
+        perturbation = self._perturb_weights(x, labels) if self._awp_gamma else None
         with tf.GradientTape() as tape:
+            if watch_adversarial:
+                tape.watch(adversarial)
             outputs = self._forward_pair(images, adversarial, training=True)
             loss = self._compute_loss(x=x, y=labels, y_pred=outputs, sample_weight=sample_weight,
                                       training=True)
             self._loss_tracker.update_state(loss * _replicas(),
                                             sample_weight=tf.shape(images)[0])
             scaled = self.optimizer.scale_loss(loss)
-
         variables = self.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-
+        sources = variables + [adversarial] if watch_adversarial else variables
+        gradients = tape.gradient(scaled, sources)
+        self.optimizer.apply_gradients(zip(gradients[:len(variables)], variables))
+        if perturbation is not None:
+            self._remove_weight_perturbation(*perturbation)
         if outputs[CLEAN] is not None:
             self.clean_accuracy.update_state(labels, logits_of(outputs[CLEAN]))
         if outputs[ADVERSARIAL] is not None:
             self.adversarial_accuracy.update_state(labels, logits_of(outputs[ADVERSARIAL]))
-        trained_on = outputs[ADVERSARIAL] if self.defense.adversarial_training else outputs[CLEAN]
-        results = self.compute_metrics(x, labels, logits_of(trained_on))
-        return self._select(results, terms=True, clean=outputs[CLEAN] is not None,
-                            adversarial=outputs[ADVERSARIAL] is not None)
+        return outputs, gradients[-1] if watch_adversarial else None
+
+    def _perturb_weights(self, x, labels) -> tuple[list, list, list]:
+        """AWP: moves the kernels to w + v, v the ascent step of the defense's loss.
+
+        The loss is taken with the network in training mode; the BatchNorm
+        statistics (every non-trainable variable) are put back afterwards.
+        Returns (kernels, their values w, the perturbed values w + v).
+        """
+        kernels = perturbed_weights(self.network.trainable_variables)
+        statistics = self.network.non_trainable_variables
+        saved_statistics = [tf.identity(variable) for variable in statistics]
+        with tf.GradientTape() as tape:
+            outputs = self._forward_pair(x[CLEAN], x[ADVERSARIAL], training=True)
+            loss, _ = self._defense_loss(x, labels, outputs, training=True)
+        gradients = _sum_over_replicas(tape.gradient(loss, kernels))
+        for variable, value in zip(statistics, saved_statistics):
+            variable.assign(value)
+        saved = [tf.identity(kernel) for kernel in kernels]
+        perturbed = [value + step for value, step in
+                     zip(saved, relative_perturbation(saved, gradients, self._awp_gamma))]
+        for kernel, value in zip(kernels, perturbed):
+            kernel.assign(value)
+        return kernels, saved, perturbed
+
+    @staticmethod
+    def _remove_weight_perturbation(kernels, saved, perturbed) -> None:
+        """w + (the update's change of w + v): exactly w when the update changed nothing."""
+        for kernel, value, at_perturbed in zip(kernels, saved, perturbed):
+            kernel.assign(value + (tf.convert_to_tensor(kernel) - at_perturbed))
 
     def test_step(self, data):
         images, labels = data[0], data[1]

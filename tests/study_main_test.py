@@ -1,0 +1,183 @@
+"""End-to-end tests of study_main.py on a tiny synthetic study: report, resume, changes, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import tensorflow as tf
+
+from tf_atalp.run_lock import RunLock
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_FLAGS = ["--dataset=synthetic", "--synthetic_train_size=128", "--synthetic_test_size=32",
+               "--image_size=32", "--depth=10", "--width=4", "--epochs=1", "--batch_size=32",
+               "--epsilon=0.03", "--step_size=0.01", "--pgd_iterations=1",
+               "--mixed_precision=float32", "--robust_accuracy_examples=32",
+               "--robust_accuracy_iterations=2", "--attention_map_images=2",
+               "--export_saved_model=false"]
+STUDY_FLAGS = ["--defenses=pat,at_alp", "--seeds=0,1", "--black_box=wide_none",
+               "--entry_flags=wide_none:--defense=none", "--entry_flags=wide_none:--width=8",
+               "--paper_iterations=2,4", "--strong_iterations=4", "--autoattack_iterations=3",
+               "--square_queries=10", "--eval_batch_size=16", "--max_examples=16",
+               "--bootstrap_samples=100", "--study_name=tiny"]
+
+
+def study_command(study_dir, *extra):
+    flags = [f"--train_flags={flag}" for flag in TRAIN_FLAGS]
+    return [sys.executable, os.path.join(ROOT, "study_main.py"), f"--study_dir={study_dir}",
+            *flags, *STUDY_FLAGS, *extra]
+
+
+def run_study(study_dir, *extra, timeout=900):
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(study_command(study_dir, *extra), cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env=environment)
+
+
+def processes_mentioning(text):
+    """pids of running processes whose command line contains `text`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    found.append(int(pid))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def cell_times(report_dir):
+    folder = os.path.join(report_dir, "cells")
+    return {name: os.stat(os.path.join(folder, name)).st_mtime_ns
+            for name in sorted(os.listdir(folder))}
+
+
+class StudyMainTest(tf.test.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tmp = tempfile.mkdtemp()
+        cls.study_dir = os.path.join(cls.tmp, "study")
+        cls.report = os.path.join(cls.study_dir, "report")
+        first_cell = os.path.join(cls.report, "cells", "train__pat_seed0.json")
+        # Start, kill -9 once the first model is recorded, then resume with the same command.
+        environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        killed = subprocess.Popen(study_command(cls.study_dir), cwd=ROOT, env=environment,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 600
+        while not os.path.exists(first_cell) and killed.poll() is None \
+                and time.time() < deadline:
+            time.sleep(0.5)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+        time.sleep(2)
+        cls.orphans = processes_mentioning(cls.study_dir)
+        cls.first_cell_time = os.stat(first_cell).st_mtime_ns
+        cls.first_log_time = os.stat(os.path.join(cls.study_dir, "logs",
+                                                  "pat_seed0.log")).st_mtime_ns
+        cls.resumed = run_study(cls.study_dir)
+        with open(os.path.join(cls.report, "study_results.json")) as f:
+            cls.results = json.load(f)
+
+    def test_resumed_study_finishes_without_retraining_what_was_done(self):
+        self.assertEqual(self.resumed.returncode, 0, self.resumed.stderr[-3000:])
+        self.assertEqual(self.orphans, [])  # the trainer died with the killed study
+        self.assertIn("train pat_seed0: done", self.resumed.stdout)
+        self.assertEqual(os.stat(os.path.join(self.report, "cells",
+                                              "train__pat_seed0.json")).st_mtime_ns,
+                         self.first_cell_time)
+        self.assertEqual(os.stat(os.path.join(self.study_dir, "logs",
+                                              "pat_seed0.log")).st_mtime_ns,
+                         self.first_log_time)
+        self.assertIn("estimated time", self.resumed.stdout)
+        self.assertRegex(self.resumed.stdout, r"\[study\] cell \d+/\d+: .*done, about .* left")
+
+    def test_report_tables_comparisons_and_figures(self):
+        for name in ("report.md", "study_results.json", "table1.csv", "comparisons.csv",
+                     "figure3_paper.png", "robust_against_cost.png", "training_curves.png",
+                     "study.json", "protocol/protocol_results.json",
+                     "autoattack/at_alp_seed1.json"):
+            self.assertTrue(os.path.isfile(os.path.join(self.report, name)), name)
+        report = open(os.path.join(self.report, "report.md")).read()
+        for text in ("Table 1 in the paper's layout", "at_alp against every other entry",
+                     "McNemar", "python train_main.py", "python eval_main.py --protocol=paper",
+                     "Table 2", "## Time"):
+            self.assertIn(text, report)
+        columns = {row["column"] for row in self.results["comparisons"]}
+        self.assertEqual(columns, {"clean"} | {f"{kind} {e:g}" for kind in
+                                               ("white_box", "gray_box", "black_box")
+                                               for e in (0.03, 0.25, 0.5)})
+        for row in self.results["comparisons"]:
+            self.assertEqual((row["reference"], row["other"], row["seed_pairs"]),
+                             ("at_alp", "pat", 2))
+            self.assertIn(row["verdict"], ("higher", "lower", "not distinguishable"))
+        self.assertEqual(self.results["num_examples"], 16)
+
+    def test_each_target_is_attacked_from_its_next_seed(self):
+        with open(os.path.join(self.report, "protocol", "protocol_results.json")) as f:
+            models = json.load(f)["models"]
+        pairs = {m["paired_target"]: m["name"] for m in models if m["role"] == "paired_source"}
+        self.assertEqual(pairs, {"pat_seed0": "pat_seed1", "pat_seed1": "pat_seed0",
+                                 "at_alp_seed0": "at_alp_seed1", "at_alp_seed1": "at_alp_seed0"})
+
+    def test_headline_is_the_worst_case_over_the_white_box_attacks(self):
+        for name, per in self.results["per_target"].items():
+            for epsilon in ("0.03", "0.25", "0.5"):
+                self.assertLessEqual(per[f"white_box {epsilon}"], per[f"autoattack {epsilon}"])
+                self.assertLessEqual(per[f"white_box {epsilon}"], per["clean"])
+                self.assertLessEqual(per[f"gray_box {epsilon}"],
+                                     per[f"gray_box_paper {epsilon}"])
+
+    def test_a_changed_setting_recomputes_only_its_cells(self):
+        before = cell_times(self.report)
+        changed = run_study(self.study_dir, "--autoattack_iterations=4")
+        self.assertEqual(changed.returncode, 0, changed.stderr[-3000:])
+        after = cell_times(self.report)
+        self.assertEqual(set(before), set(after))
+        recomputed = {name for name in after if after[name] != before[name]}
+        self.assertEqual(recomputed, {f"autoattack__{t}.json" for t in
+                                      ("pat_seed0", "pat_seed1", "at_alp_seed0", "at_alp_seed1")})
+
+
+class StudyInputsTest(tf.test.TestCase):
+
+    def check_refused(self, message, *extra):
+        study_dir = os.path.join(tempfile.mkdtemp(), "study")
+        run = run_study(study_dir, *extra, timeout=300)
+        self.assertEqual(run.returncode, 2, run.stderr[-2000:])
+        self.assertIn(message, run.stderr)
+        self.assertNotIn("Traceback", run.stderr)
+        self.assertFalse(os.path.exists(study_dir))  # nothing written
+
+    def test_one_seed_cannot_give_a_faithful_gray_box_source(self):
+        self.check_refused("needs at least 2 seeds", "--seeds=3")
+
+    def test_an_unknown_defense_is_refused(self):
+        self.check_refused("Entry 'nonsense'", "--defenses=nonsense,at_alp")
+
+    def test_models_with_other_classes_are_refused(self):
+        self.check_refused("must have the same classes",
+                           "--entry_flags=wide_none:--synthetic_num_classes=3")
+
+    def test_a_second_study_on_the_same_folder_refuses(self):
+        study_dir = os.path.join(tempfile.mkdtemp(), "study")
+        with RunLock(study_dir, name="study_dir"):
+            run = run_study(study_dir, timeout=300)
+        self.assertEqual(run.returncode, 1, run.stderr[-2000:])
+        self.assertIn(f"`study_dir` {study_dir!r} is in use by process {os.getpid()} ", run.stderr)
+        self.assertNotIn("Traceback", run.stderr)
+        self.assertFalse(os.path.exists(os.path.join(study_dir, "runs")))
+
+    def test_a_missing_data_folder_is_refused(self):
+        self.check_refused("Entry 'pat'", "--entry_flags=pat:--dataset=folder",
+                           "--entry_flags=pat:--data_dir=/nonexistent/images")
+
+
+if __name__ == "__main__":
+    tf.test.main()

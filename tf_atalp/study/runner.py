@@ -1,0 +1,360 @@
+"""`prepare_study` (every check, nothing written) and `run_study` (the cells, then the report).
+
+Cells, each recorded under `<study_dir>/report/cells/` when it finishes with
+a fingerprint of what it depends on (a rerun skips a cell whose fingerprint
+is unchanged and recomputes one whose settings or inputs changed):
+
+  train__<entry>_seed<s>  one train_main run (a child process; resumes itself)
+  train__<black-box>      one black-box source
+  protocol                the paper protocol over every model (resumes its own cells)
+  autoattack__<target>    white-box AutoAttack at every epsilon on one target
+
+An evaluation cell's fingerprint holds the weights digest of the models it
+reads, so a retrained model (another machine, other weights) recomputes
+exactly the cells that read it. Before anything runs the study prints its
+cells and an estimate of its time from steps measured here; while it runs,
+a line per cell says which one runs, how many are done and the time left.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+from tf_atalp.io_utils import atomic_write_json
+from tf_atalp.output_checks import check_output_dir
+from tf_atalp.run_lock import RunLock
+from tf_atalp.protocol.cells import CellStore
+from tf_atalp.reporting import report
+from tf_atalp.study import estimate
+from tf_atalp.study.config import StudyConfig
+from tf_atalp.study.eval_cells import (
+    PROTOCOL_KEY, autoattack_command, autoattack_config, autoattack_fingerprint, autoattack_key,
+    protocol_command, protocol_config, protocol_fingerprint, run_autoattack_cell,
+    run_protocol_cell, study_epsilons)
+from tf_atalp.study.processes import run_logged
+from tf_atalp.study.report import write_study_report
+from tf_atalp.study.train_cells import (
+    TARGET, TrainCell, is_trained, plan_train_cells, weights_digest)
+from tf_atalp.model_dir import HISTORY_FILE, TRAIN_RESULTS_FILE, read_history
+from tf_atalp.training.config import RunConfig
+from tf_atalp.validation import check
+
+STUDY_FILE = "study.json"  # in the report folder: the settings and every command
+
+
+@dataclasses.dataclass
+class Study:
+    """A checked study: its config, training cells, radii and the finished cells."""
+
+    config: StudyConfig
+    train_cells: list[TrainCell]
+    epsilons: tuple[float, ...]
+    store: CellStore
+
+    @property
+    def targets(self) -> list[TrainCell]:
+        return [c for c in self.train_cells if c.role == TARGET]
+
+    def randomized(self, cell: TrainCell) -> bool:
+        return cell.run_config.defense.randomization() is not None
+
+
+def prepare_study(config: StudyConfig) -> Study:
+    """Checks every cell (flags, data, model_dirs, threat models) before any work.
+
+    Raises ValueError naming the first problem; writes nothing.
+    """
+    check_output_dir(config.study_dir, name="study_dir", needed_for="the report")
+    cells = plan_train_cells(config)
+    training_epsilon = max(c.run_config.attack.epsilon for c in cells if c.role == TARGET)
+    check(training_epsilon > 0 or config.epsilons is not None,
+          "No target has a training epsilon: set `epsilons` for the evaluation.")
+    return Study(config, cells, study_epsilons(config, training_epsilon),
+                 CellStore(config.report_dir))
+
+
+class Progress:
+    """The cells to run, their estimated seconds, and the time left as cells finish.
+
+    Estimates of a kind are rescaled by the measured / estimated ratio of the
+    finished cells of that kind.
+    """
+
+    def __init__(self, estimates: dict[str, tuple[str, float]]):
+        self.estimates = dict(estimates)  # key -> (kind, seconds)
+        self.measured = {}  # key -> seconds
+        self.total = len(estimates)
+
+    def _ratio(self, kind: str) -> float:
+        done = [k for k in self.measured if self.estimates[k][0] == kind]
+        estimated = sum(self.estimates[k][1] for k in done)
+        return sum(self.measured[k] for k in done) / estimated if estimated > 0 else 1.0
+
+    def left(self, running: str | None = None, done_share: float = 0.0) -> float:
+        """Seconds left; `running`'s cell counts only its (1 - done_share) part."""
+        return sum(seconds * self._ratio(kind) * (1 - done_share if key == running else 1)
+                   for key, (kind, seconds) in self.estimates.items()
+                   if key not in self.measured)
+
+    def start(self, key: str, label: str) -> None:
+        kind, seconds = self.estimates[key]
+        report(f"\n[study] cell {len(self.measured) + 1}/{self.total}: {label} "
+               f"(about {estimate.format_seconds(seconds * self._ratio(kind))}); "
+               f"{len(self.measured)} done, about {estimate.format_seconds(self.left())} left")
+
+    def finish(self, key: str, seconds: float) -> None:
+        self.measured[key] = seconds
+
+
+def _stored(study: Study, key: str, fingerprint: dict) -> dict | None:
+    return study.store.load(key, fingerprint)
+
+
+def _stored_training(study: Study, cell: TrainCell) -> dict | None:
+    """The cell's record if it trained this RunConfig (an older version's form of the same
+    config, read back through RunConfig, counts as the same: a new field's default does not
+    retrain a study)."""
+    path = study.store.path(cell.key)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            stored = json.load(f)
+        previous = RunConfig.from_dict(stored["fingerprint"]).to_dict()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    current = json.loads(json.dumps(cell.fingerprint(), sort_keys=True))
+    same = json.loads(json.dumps(previous, sort_keys=True)) == current
+    return stored if same and stored.get("key") == cell.key else None
+
+
+def _digests(study: Study) -> dict[str, str | None]:
+    """{model name: weights digest recorded by its finished train cell, or None}."""
+    digests = {}
+    for cell in study.train_cells:
+        stored = _stored_training(study, cell)
+        digests[cell.name] = None if stored is None else stored["result"]["weights_digest"]
+    return digests
+
+
+def _eval_cells(study: Study, digests: dict) -> list[dict]:
+    """The evaluation cells with their fingerprints (None where a model is not trained)."""
+    config = study.config
+    protocol = protocol_config(config, study.train_cells, study.epsilons)
+    known = all(digests.values())
+    cells = [{"key": PROTOCOL_KEY, "kind": "protocol", "label": "paper protocol (every model)",
+              "settings": protocol, "needs": [c.name for c in study.train_cells],
+              "fingerprint": protocol_fingerprint(protocol, digests) if known else None}]
+    for target in study.targets:
+        evaluation = autoattack_config(config, target, study.epsilons, study.randomized(target))
+        digest = digests[target.name]
+        cells.append({"key": autoattack_key(target), "kind": "autoattack",
+                      "label": f"AutoAttack {evaluation.autoattack_version} on {target.name}",
+                      "settings": evaluation, "needs": [target.name], "target": target,
+                      "fingerprint": None if digest is None
+                      else autoattack_fingerprint(evaluation, digest)})
+    return cells
+
+
+def _pending(study: Study, cell: dict) -> bool:
+    return cell["fingerprint"] is None or _stored(study, cell["key"], cell["fingerprint"]) is None
+
+
+def _train_cells_to_run(study: Study, eval_cells: list[dict]) -> list[TrainCell]:
+    """Unrecorded runs, and recorded ones whose model is gone but a pending cell reads it."""
+    needed = {name for cell in eval_cells if _pending(study, cell) for name in cell["needs"]}
+    return [c for c in study.train_cells
+            if _stored_training(study, c) is None
+            or (c.name in needed and not is_trained(c))]
+
+
+def _estimates(study: Study, to_train: list[TrainCell], eval_cells: list[dict]) -> dict:
+    """{key: (kind, seconds)} of every pending cell, from steps measured now."""
+    config = study.config
+    pending_eval = [c for c in eval_cells if _pending(study, c)]
+    report("Measuring a training step of each run to do and an attack step of each network "
+           "(for the time estimate)...")
+    steps = {}
+    for cell in to_train:
+        kind = tuple(cell.argv[:-2])  # the same flags but --seed / --model_dir: same step
+        if kind not in steps:
+            steps[kind] = estimate.measure_train_step(cell.run_config,
+                                                      cell.prepared.steps_per_epoch)
+    gradient = {}
+    for cell in study.train_cells:
+        architecture = json.dumps(dataclasses.asdict(cell.run_config.model), sort_keys=True)
+        if architecture not in gradient:
+            gradient[architecture] = estimate.measure_gradient_pass(cell.run_config,
+                                                                    config.eval_batch_size)
+        gradient[cell.name] = gradient[architecture]
+    first = study.train_cells[0]
+    examples = first.prepared.info.num_test
+    if config.max_examples is not None:
+        examples = min(examples, config.max_examples)
+    batches = -(-examples // config.eval_batch_size)
+    training_epsilon = max(c.run_config.attack.epsilon for c in study.targets)
+    estimates = {c.key: ("train", estimate.training_seconds(
+        c.run_config, c.prepared.steps_per_epoch, steps[tuple(c.argv[:-2])],
+        gradient[c.name])) for c in to_train}
+    lengths = (max(config.paper_iterations), config.strong_iterations)
+    for cell in pending_eval:
+        if cell["kind"] == "protocol":
+            seconds = 0.0
+            for target in study.targets:
+                eot = config.eot_samples * config.random_draws if study.randomized(target) else 1
+                seconds += estimate.white_box_seconds(batches, gradient[target.name],
+                                                      study.epsilons, training_epsilon,
+                                                      lengths, eot)
+                if config.gray_box == "paired":
+                    seconds += estimate.transfer_seconds(
+                        batches, gradient[target.name], study.epsilons, lengths,
+                        len(config.paper_iterations) + 10, 1)
+            for source in study.train_cells:
+                if source.role != TARGET:
+                    seconds += estimate.transfer_seconds(
+                        batches, gradient[source.name], study.epsilons, lengths,
+                        len(config.paper_iterations) + 10, len(study.targets))
+            estimates[cell["key"]] = ("protocol", seconds)
+        else:
+            target = cell["target"]
+            estimates[cell["key"]] = ("autoattack", estimate.autoattack_seconds(
+                batches, gradient[target.name], study.epsilons, training_epsilon,
+                config.autoattack_iterations, min(9, first.run_config.model.num_classes - 1),
+                config.square_queries,
+                cell["settings"].eot_samples if study.randomized(target) else 1))
+    return estimates
+
+
+def _print_plan(study: Study, to_train, eval_cells, estimates) -> None:
+    pending_keys = set(estimates)
+    report(f"Study {study.config.name}: {len(study.train_cells)} models "
+           f"({len(study.targets)} targets: {len(study.config.entries)} entries x "
+           f"{len(study.config.seeds)} seeds; "
+           f"{len(study.train_cells) - len(study.targets)} black-box sources), "
+           f"epsilons {', '.join(f'{e:g}' for e in study.epsilons)}; folder "
+           f"{study.config.study_dir}")
+    lines = []
+    for cell in study.train_cells:
+        state = "to run" if cell in to_train else "done"
+        lines.append((cell.key, f"train {cell.name}: {state}"))
+    for cell in eval_cells:
+        lines.append((cell["key"], f"{cell['label']}: "
+                      + ("to run" if cell["key"] in pending_keys else "done")))
+    for key, line in lines:
+        suffix = (f" (estimate {estimate.format_seconds(estimates[key][1])})"
+                  if key in estimates else "")
+        report(f"  {line}{suffix}")
+    total = sum(seconds for _, seconds in estimates.values())
+    report(f"{len(estimates)} of {len(lines)} cells to run; estimated time "
+           f"{estimate.format_seconds(total)} (from measured steps; rough for attacks, which "
+           "stop early on broken images; refined as cells finish).")
+
+
+CURVE_COLUMNS = ("val_robust_accuracy", "val_clean_accuracy", "adversarial_accuracy",
+                 "clean_accuracy", "epoch_seconds")
+
+
+def _curves(model_dir: str) -> dict[str, list]:
+    """The per-epoch columns of history.csv the report draws ({column: [value per epoch]})."""
+    rows = read_history(os.path.join(model_dir, HISTORY_FILE))
+    curves = {"epoch": [int(row["epoch"]) for row in rows]}
+    for name in CURVE_COLUMNS:
+        if rows and rows[0].get(name) not in (None, ""):
+            curves[name] = [float(row[name]) if row.get(name) not in (None, "") else None
+                            for row in rows]
+    return curves
+
+
+def _train(study: Study, cell: TrainCell, progress: Progress) -> None:
+    progress.start(cell.key, f"training {cell.name}")
+    started = time.time()
+    log = os.path.join(study.config.logs_dir, f"{cell.name}.log")
+    run_logged(cell.command(), log, cell.name)
+    with open(os.path.join(cell.model_dir, TRAIN_RESULTS_FILE)) as f:
+        results = json.load(f)
+    seconds = time.time() - started
+    study.store.save(cell.key, cell.fingerprint(), {
+        "model_dir": cell.model_dir, "command": cell.command_text(),
+        "weights_digest": weights_digest(cell.model_dir),
+        "training_seconds": results["training_seconds"],
+        "final_metrics": results["final_metrics"], "precision": results["precision"],
+        "epochs": results["epochs"], "curves": _curves(cell.model_dir)}, seconds)
+    progress.finish(cell.key, seconds)
+
+
+def _evaluate(study: Study, cell: dict, progress: Progress) -> None:
+    progress.start(cell["key"], cell["label"])
+    started = time.time()
+    if cell["kind"] == "protocol":
+        def on_cell(done, pending, label, seconds):
+            if seconds is None:
+                left = progress.left(cell["key"], done / max(pending, 1))
+                report(f"[study] protocol cell {done + 1}/{pending}: {label}; about "
+                       f"{estimate.format_seconds(left)} left in the study")
+        result = run_protocol_cell(cell["settings"], on_cell)
+        result["command"] = protocol_command(cell["settings"])
+    else:
+        result = run_autoattack_cell(cell["settings"])
+        result["command"] = autoattack_command(cell["settings"])
+    seconds = time.time() - started
+    study.store.save(cell["key"], cell["fingerprint"], result, seconds)
+    progress.finish(cell["key"], seconds)
+
+
+def run_study(study: Study, command: list[str], plan_only: bool = False,
+              flagfile_text: str = "") -> dict | None:
+    """Runs every pending cell, then writes the report; returns the study's results.
+
+    `plan_only`: print the cells and the estimate, run nothing, write nothing.
+    Otherwise the study folder is locked first (`RunLock`: a second study
+    process on it refuses, naming this one).
+    """
+    if plan_only:
+        _plan_and_estimate(study)
+        return None
+    with RunLock(study.config.study_dir, name="study_dir"):
+        to_train, estimates = _plan_and_estimate(study)
+        return _run(study, command, flagfile_text, to_train, estimates)
+
+
+def _plan_and_estimate(study: Study):
+    """(the training cells to run, {key: (kind, estimated seconds)}), after printing the plan."""
+    eval_cells = _eval_cells(study, _digests(study))
+    to_train = _train_cells_to_run(study, eval_cells)
+    pending_eval = [c for c in eval_cells if _pending(study, c)]
+    estimates = _estimates(study, to_train, eval_cells) if (to_train or pending_eval) else {}
+    _print_plan(study, to_train, eval_cells, estimates)
+    return to_train, estimates
+
+
+def _run(study: Study, command, flagfile_text: str, to_train, estimates) -> dict:
+    os.makedirs(study.config.report_dir, exist_ok=True)
+    atomic_write_json(os.path.join(study.config.report_dir, STUDY_FILE),
+                      {"command": list(command), "flagfile": flagfile_text,
+                       "settings": study.config.describe(),
+                       "epsilons": list(study.epsilons)})
+    progress = Progress(estimates)
+    for cell in to_train:
+        _train(study, cell, progress)
+    eval_cells = _eval_cells(study, _digests(study))  # with the weights just trained
+    for cell in eval_cells:
+        if _pending(study, cell):
+            if cell["key"] not in progress.estimates:  # a retrained model changed its inputs
+                progress.estimates[cell["key"]] = (cell["kind"], 0.0)
+                progress.total += 1
+            _evaluate(study, cell, progress)
+    return write_study_report(study, _records(study, eval_cells), command, flagfile_text)
+
+
+def _records(study: Study, eval_cells: list[dict]) -> dict:
+    """Every finished cell, as the report reads them."""
+    records = {"train": {c.name: _stored_training(study, c)
+                         for c in study.train_cells}, "autoattack": {}}
+    for cell in eval_cells:
+        stored = _stored(study, cell["key"], cell["fingerprint"])
+        if cell["kind"] == "protocol":
+            records["protocol"] = stored
+        else:
+            records["autoattack"][cell["target"].name] = stored
+    return records
