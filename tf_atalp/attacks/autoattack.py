@@ -12,9 +12,13 @@ Versions (as the reference code, fra31/auto-attack):
 - "plus": APGD-CE and APGD-DLR (5 restarts each), untargeted FAB (5
   restarts), Square (5000 queries, 1 restart), APGD-T and FAB-T (9 targets,
   1 restart each), in that order.
-- "rand" (randomized defenses): APGD-CE and APGD-DLR, each gradient and
-  prediction the mean over 20 draws (EoT).
+- "rand" (randomized defenses): APGD-CE and APGD-DLR, or the attacks named
+  in `attacks`, each gradient and prediction the mean over 20 draws (EoT).
 - "custom": the attacks named in `attacks`, in that order, one restart each.
+DLR needs at least 3 classes and targeted DLR (APGD-T) at least 4
+(`MIN_CLASSES`): a 2-class task runs e.g. version "custom" with APGD-CE,
+FAB, Square, or "rand" with APGD-CE; another choice is refused before any
+attack runs.
 Every later attack runs only on the points the earlier ones left robust, so
 robust accuracy after each attack is non-increasing and the total is the
 worst case per example over all of them; with `batch_size`, the points
@@ -44,6 +48,11 @@ from tf_atalp.seeds import derive_seed
 VERSIONS = ("standard", "plus", "rand", "custom")
 COMPONENTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 GRADIENT_FREE = ("square",)
+RAND_COMPONENTS = ("apgd-ce", "apgd-dlr")  # version "rand" without `attacks`
+# The fewest classes a component's loss is defined for (others: 2). DLR divides
+# by the gap from the largest to the third largest logit; targeted DLR by the
+# gap to the mean of the third and fourth.
+MIN_CLASSES = {"apgd-dlr": 3, "apgd-t": 4}
 RAND_EOT_SAMPLES = 20
 TARGET_CLASSES = 9  # APGD-T's and FAB-T's targets in every version
 # The reference's "plus" version restarts these 5 times (the others once).
@@ -91,19 +100,34 @@ def build_component(name: str, epsilon: float, iterations: int = 100,
 
 
 def version_components(version: str, attacks: Sequence[str] = ()) -> tuple[str, ...]:
-    """The attack names a version runs, in order."""
+    """The attack names a version runs, in order (`attacks`: custom's, or rand's instead of its default)."""
+    if version not in VERSIONS:
+        raise ValueError(f"`version` must be one of {VERSIONS}. Received: version={version!r}")
+    if attacks and version not in ("custom", "rand"):
+        raise ValueError(f"`attacks` names the attacks of version 'custom' or 'rand'; "
+                         f"version={version!r} runs its own. Received: attacks={list(attacks)}")
+    if (version == "custom" and not attacks) or any(a not in COMPONENTS for a in attacks):
+        raise ValueError(f"`attacks` must name attacks from {COMPONENTS} for "
+                         f"version={version!r}. Received: attacks={list(attacks)}")
     if version == "standard":
         return ("apgd-ce", "apgd-t", "fab-t", "square")
     if version == "plus":
         return ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
-    if version == "rand":
-        return ("apgd-ce", "apgd-dlr")
-    if version == "custom":
-        if not attacks or any(a not in COMPONENTS for a in attacks):
-            raise ValueError(f"`attacks` must name attacks from {COMPONENTS} for "
-                             f"version='custom'. Received: {list(attacks)}")
-        return tuple(attacks)
-    raise ValueError(f"`version` must be one of {VERSIONS}. Received: version={version!r}")
+    if version == "rand" and not attacks:
+        return RAND_COMPONENTS
+    return tuple(attacks)
+
+
+def check_num_classes(names: Sequence[str], num_classes: int) -> None:
+    """Raises ValueError, in one line, when an attack in `names` cannot work with `num_classes`."""
+    for name in names:
+        needed = MIN_CLASSES.get(name, 2)
+        if num_classes < needed:
+            raise ValueError(
+                f"AutoAttack's {name} needs at least {needed} classes; the model has "
+                f"{num_classes}: choose attacks that work with it (e.g. version='custom' with attacks=('apgd-ce', "
+                "'fab', 'square'), or version='rand' with attacks=('apgd-ce',)). "
+                f"Received: attacks={list(names)}, num_classes={num_classes}")
 
 
 def component_restarts(version: str, name: str) -> int:
@@ -187,8 +211,10 @@ class AutoAttack:
         count = int(labels.shape[0])
         correct = np.zeros(count, bool)
         for chunk in _chunks(np.arange(count), batch_size):
-            correct[chunk] = correct_predictions(self.model_fn(tf.gather(images, chunk)),
-                                                 tf.gather(labels, chunk)).numpy()
+            logits = self.model_fn(tf.gather(images, chunk))
+            correct[chunk] = correct_predictions(logits, tf.gather(labels, chunk)).numpy()
+        if count:  # before any attack runs
+            check_num_classes(self.names, int(logits.shape[-1]))
         robust = correct.copy()
         broken_by = ["" if c else "clean" for c in correct]
         adversarial = images.numpy().copy()

@@ -12,7 +12,7 @@ import dataclasses
 import os
 
 from tf_atalp.attacks import PGD, Restarts
-from tf_atalp.attacks.autoattack import build_component
+from tf_atalp.attacks.autoattack import build_component, check_num_classes, version_components
 from tf_atalp.data import DataConfig, validate_data_config
 from tf_atalp.evaluation.config import (
     DEFAULT_EOT_SAMPLES, DEFAULT_RANDOM_DRAWS, PAPER_EPSILONS, EvalConfig)
@@ -183,5 +183,8 @@ def prepare_evaluation(config: EvalConfig, check_outputs: bool = True) -> Prepar
         image_size, num_classes = run_config.data.image_size, run_config.model.num_classes
     else:  # Known only once the model is loaded; the rest can be checked now.
         image_size, num_classes = MIN_IMAGE_SIZE, None
+    if config.attack == "autoattack" and num_classes is not None:
+        check_num_classes(version_components(config.autoattack_version,
+                                             config.autoattack_attacks), num_classes)
     validate_data_config(prepared.data_config(image_size, num_classes))
     return prepared
