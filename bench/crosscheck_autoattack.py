@@ -85,19 +85,47 @@ def load_flowers(data_dir: str, train_per_class: int):
     return images[train], labels[train], images[~train], labels[~train]
 
 
-def train_network(images, labels, num_classes):
+def train_network(images, labels, num_classes, epochs):
     network = crosscheck_twin.keras_network(num_classes)
     trainer = AdversarialTrainer(network, "pat",
                                  attack=PGD(TRAIN_EPSILON, 2 / 255, 7, random_start=True),
                                  seed=0)
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
-    trainer.fit(images, labels, batch_size=64, epochs=FLAGS.epochs, verbose=2)
+    trainer.fit(images, labels, batch_size=64, epochs=epochs, verbose=2)
     return network
 
 
-def ours(name, model_fn, epsilon, images, labels):
+def trained_twins(data_dir: str, train_per_class: int, epochs: int,
+                  max_examples: int = 0) -> dict:
+    """The network trained in Keras, its PyTorch twin, and the held-out images to attack.
+
+    Raises AssertionError unless both compute the same logits on those images.
+    Returns {"network", "twin", "images", "labels", "training_seconds", "logit_gap"}.
+    """
+    import torch
+    train_x, train_y, test_x, test_y = load_flowers(data_dir, train_per_class)
+    if max_examples:
+        test_x, test_y = test_x[:max_examples], test_y[:max_examples]
+    print(f"17 Flowers at 32 px: {len(train_y)} training images, {len(test_y)} attacked")
+    started = time.perf_counter()
+    network = train_network(train_x, train_y, int(train_y.max()) + 1, epochs)
+    training_seconds = time.perf_counter() - started
+    twin = crosscheck_twin.torch_twin(network)
+    ours_logits = inference_logits(network)(test_x).numpy()
+    with torch.no_grad():
+        their_logits = twin(torch.from_numpy(crosscheck_twin.to_nchw(test_x))).numpy()
+    logit_gap = float(np.abs(ours_logits - their_logits).max())
+    same_predictions = bool(np.all(ours_logits.argmax(1) == their_logits.argmax(1)))
+    print(f"max |logits(Keras) - logits(PyTorch)| = {logit_gap:.2e}; "
+          f"same predictions: {same_predictions}")
+    if logit_gap > 1e-3 * max(1.0, float(np.abs(ours_logits).max())) or not same_predictions:
+        raise AssertionError("The PyTorch twin does not compute the Keras network.")
+    return {"network": network, "twin": twin, "images": test_x, "labels": test_y,
+            "training_seconds": training_seconds, "logit_gap": logit_gap}
+
+
+def ours(name, model_fn, epsilon, images, labels, iterations, queries):
     """Robust bool [N] under our attack `name`."""
-    iterations, queries = FLAGS.iterations, FLAGS.queries
     if name == "autoattack-standard":
         return AutoAttack(model_fn, epsilon, version="standard", iterations=iterations,
                           queries=queries)(images, labels).robust
@@ -111,9 +139,8 @@ def ours(name, model_fn, epsilon, images, labels):
     return np.argmax(model_fn(found).numpy(), axis=1) == labels
 
 
-def torchattacks_attack(name, twin, epsilon):
+def torchattacks_attack(name, twin, epsilon, iterations, queries):
     import torchattacks
-    iterations, queries = FLAGS.iterations, FLAGS.queries
     components = {
         "apgd-ce": lambda: torchattacks.APGD(twin, norm="Linf", eps=epsilon, steps=iterations,
                                              n_restarts=1, loss="ce", seed=0),
@@ -134,12 +161,12 @@ def torchattacks_attack(name, twin, epsilon):
     return components[name]()
 
 
-def theirs(name, twin, epsilon, images, labels):
+def theirs(name, twin, epsilon, images, labels, iterations, queries):
     """Robust bool [N] under torchattacks' attack `name` on the PyTorch twin."""
     import torch
     x = torch.from_numpy(crosscheck_twin.to_nchw(images))
     y = torch.from_numpy(labels.astype(np.int64))
-    found = torchattacks_attack(name, twin, epsilon)(x, y).detach()
+    found = torchattacks_attack(name, twin, epsilon, iterations, queries)(x, y).detach()
     check_in_ball(crosscheck_twin.to_nhwc(found.numpy()), images, epsilon,
                   f"torchattacks {name}")
     with torch.no_grad():
@@ -173,25 +200,13 @@ def main(argv):
     unknown = sorted(set(FLAGS.attacks) - set(ATTACKS))
     if unknown:
         raise app.UsageError(f"--attacks: unknown {unknown}; choose from {list(ATTACKS)}")
-    train_x, train_y, test_x, test_y = load_flowers(FLAGS.data_dir, FLAGS.train_per_class)
-    if FLAGS.max_examples:
-        test_x, test_y = test_x[:FLAGS.max_examples], test_y[:FLAGS.max_examples]
-    num_classes = int(train_y.max()) + 1
-    print(f"17 Flowers at 32 px: {len(train_y)} training images, {len(test_y)} attacked")
-    started = time.perf_counter()
-    network = train_network(train_x, train_y, num_classes)
-    training_seconds = time.perf_counter() - started
-    twin = crosscheck_twin.torch_twin(network)
+    twin_setup = trained_twins(FLAGS.data_dir, FLAGS.train_per_class, FLAGS.epochs,
+                               FLAGS.max_examples)
+    network, twin, test_x, test_y = (twin_setup[k] for k in ("network", "twin", "images",
+                                                             "labels"))
+    training_seconds, logit_gap = twin_setup["training_seconds"], twin_setup["logit_gap"]
     model_fn = inference_logits(network)
     ours_logits = model_fn(test_x).numpy()
-    with torch.no_grad():
-        their_logits = twin(torch.from_numpy(crosscheck_twin.to_nchw(test_x))).numpy()
-    logit_gap = float(np.abs(ours_logits - their_logits).max())
-    same_predictions = bool(np.all(ours_logits.argmax(1) == their_logits.argmax(1)))
-    print(f"max |logits(Keras) - logits(PyTorch)| = {logit_gap:.2e}; "
-          f"same predictions: {same_predictions}")
-    if logit_gap > 1e-3 * max(1.0, float(np.abs(ours_logits).max())) or not same_predictions:
-        raise AssertionError("The PyTorch twin does not compute the Keras network.")
     clean = ours_logits.argmax(1) == test_y
     results = {
         "setting": {"data": "17 Flowers at 32 px", "attacked_images": len(test_y),
@@ -210,8 +225,11 @@ def main(argv):
           "ours vs torchattacks:")
     for epsilon in epsilons:
         for name in FLAGS.attacks:
-            our_robust, our_seconds = timed(ours, name, model_fn, epsilon, test_x, test_y)
-            their_robust, their_seconds = timed(theirs, name, twin, epsilon, test_x, test_y)
+            budget = (FLAGS.iterations, FLAGS.queries)
+            our_robust, our_seconds = timed(ours, name, model_fn, epsilon, test_x, test_y,
+                                            *budget)
+            their_robust, their_seconds = timed(theirs, name, twin, epsilon, test_x, test_y,
+                                                *budget)
             row = {"attack": name, "epsilon": epsilon, "ours": entry(our_robust, our_seconds),
                    "torchattacks": entry(their_robust, their_seconds),
                    "same_outcome_share": round(float(np.mean(our_robust == their_robust)), 4)}
@@ -222,7 +240,7 @@ def main(argv):
         if "autoattack-standard" not in FLAGS.attacks:
             continue
         shipped, seconds = timed(theirs, "torchattacks-autoattack-as-shipped", twin, epsilon,
-                                 test_x, test_y)
+                                 test_x, test_y, FLAGS.iterations, FLAGS.queries)
         add_row(results, {"attack": "torchattacks AutoAttack as shipped (10 steps)",
                           "epsilon": epsilon, "torchattacks": entry(shipped, seconds)}, command)
 

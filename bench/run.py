@@ -39,6 +39,7 @@ BENCHMARKS = {
     "pipeline": "bench_pipeline",
     "memory": "bench_memory",
     "scaling": "bench_scaling",
+    "autoattack": "bench_autoattack",
 }
 
 

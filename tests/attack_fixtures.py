@@ -45,3 +45,17 @@ def rounding_model(honest: keras.Model) -> keras.Model:
     rounded = keras.layers.Lambda(
         lambda x: x * 0.0 + tf.stop_gradient(tf.round(x * 7.0) / 7.0))(inputs)
     return keras.Model(inputs, honest(rounded))
+
+
+class CountingModelFn:
+    """A model function that counts its calls and the images it was given (in graphs too)."""
+
+    def __init__(self, model_fn):
+        self.model_fn = model_fn
+        self.calls = tf.Variable(0, dtype=tf.int64)
+        self.images = tf.Variable(0, dtype=tf.int64)
+
+    def __call__(self, images):
+        self.calls.assign_add(1)
+        self.images.assign_add(tf.cast(tf.shape(images)[0], tf.int64))
+        return self.model_fn(images)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tests.attack_fixtures import rounding_model
+from tests.attack_fixtures import CountingModelFn, rounding_model
 from tf_atalp.attacks import FAB, AutoAttack, Restarts, inference_logits, masking_flags
 from tf_atalp.attacks.autoattack import build_component, version_components
 
@@ -12,14 +12,14 @@ SHAPE = (6, 6, 3)
 PLUS = ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
 
 
-def linear4(seed=0) -> keras.Model:
-    """A 4-class linear model on 6x6x3 images (APGD-T and FAB-T need >= 4 classes)."""
+def linear(seed=0, classes=4) -> keras.Model:
+    """A linear model on 6x6x3 images (4 classes: every component works; APGD-T needs 4)."""
     rng = np.random.default_rng(seed)
     inputs = keras.Input(SHAPE)
-    dense = keras.layers.Dense(4)
+    dense = keras.layers.Dense(classes)
     model = keras.Model(inputs, dense(keras.layers.Flatten()(inputs)))
-    dense.set_weights([rng.normal(scale=0.3, size=(108, 4)).astype(np.float32),
-                       rng.normal(size=4).astype(np.float32)])
+    dense.set_weights([rng.normal(scale=0.3, size=(108, classes)).astype(np.float32),
+                       rng.normal(size=classes).astype(np.float32)])
     return model
 
 
@@ -43,7 +43,7 @@ class AutoAttackTest(tf.test.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.honest = linear4()
+        cls.honest = linear()
         rng = np.random.default_rng(1)
         cls.images = rng.uniform(size=(24, *SHAPE)).astype(np.float32)
         cls.masked = rounding_model(cls.honest)
@@ -117,6 +117,35 @@ class AutoAttackTest(tf.test.TestCase):
         self.assertLess(robust_after_apgd, result.clean_correct.sum())
         self.assertEqual(recording.sizes, [robust_after_apgd])
 
+    def test_batch_size_splits_the_survivors_into_equal_chunks(self):
+        attack = AutoAttack(inference_logits(self.honest), 0.02, version="custom",
+                            attacks=["apgd-ce", "square"], iterations=5, queries=20)
+        recordings = {name: RecordingAttack(inner) for name, inner in attack.attacks.items()}
+        attack.attacks = recordings
+        result = attack(self.images, self.labels, batch_size=5)
+        clean = int(result.clean_correct.sum())
+        robust_after_apgd = round(result.robust_after["apgd-ce"] * len(self.labels))
+        for name, alive in (("apgd-ce", clean), ("square", robust_after_apgd)):
+            sizes = recordings[name].sizes
+            self.assertEqual(sum(sizes), alive)
+            self.assertLessEqual(max(sizes), 5)
+            self.assertLessEqual(max(sizes) - min(sizes), 1)  # equal chunks, not 5, 5, 1
+        whole = AutoAttack(inference_logits(self.honest), 0.02, version="custom",
+                           attacks=["apgd-ce"], iterations=5)(self.images, self.labels)
+        self.assertAllEqual(whole.clean_correct, result.clean_correct)
+        with self.assertRaisesRegex(ValueError, "`batch_size` must be None or >= 1"):
+            attack(self.images, self.labels, batch_size=0)
+
+    def test_attacks_run_on_attack_model_fn_and_model_fn_scores(self):
+        scoring = CountingModelFn(inference_logits(self.honest))
+        attacked = CountingModelFn(inference_logits(self.honest))
+        result = AutoAttack(scoring, 0.05, version="custom", attacks=["apgd-ce"],
+                            iterations=4, attack_model_fn=attacked)(self.images, self.labels)
+        self.assertGreater(int(attacked.calls.numpy()), 4)  # every attack step
+        # model_fn: the clean images, the found ones, and the flags' probe (2 passes).
+        self.assertEqual(int(scoring.calls.numpy()), 4)
+        self.assertLess(result.robust.mean(), result.clean_correct.mean())
+
     def test_flags_fire_on_the_rounding_model_and_not_on_the_honest_one(self):
         masked = self.run_standard(self.masked, 0.3)
         names = {name for name, _ in masked.flags}
@@ -140,7 +169,46 @@ class AutoAttackTest(tf.test.TestCase):
             AutoAttack(inference_logits(self.honest), 0.1, version="plus-plus")
         with self.assertRaisesRegex(ValueError, "attacks"):
             AutoAttack(inference_logits(self.honest), 0.1, version="custom", attacks=["cw"])
+        with self.assertRaisesRegex(ValueError, "^`attacks` names the attacks of version "
+                                    "'custom' or 'rand'; version='standard' runs its own"):
+            AutoAttack(inference_logits(self.honest), 0.1, attacks=["apgd-ce"])
         described = AutoAttack(inference_logits(self.honest), 0.1, version="rand").describe()
         self.assertEqual(described["eot_samples"], 20)
         self.assertEqual([c["attack"] for c in described["components"]],
                          ["apgd-ce", "apgd-dlr"])
+
+    def test_rand_runs_the_attacks_it_is_given_with_eot(self):
+        attack = AutoAttack(inference_logits(self.honest), 0.05, version="rand",
+                            attacks=["fab", "apgd-ce"], iterations=3, eot_samples=2)
+        described = attack.describe()
+        self.assertEqual([c["attack"] for c in described["components"]], ["fab", "apgd-ce"])
+        self.assertEqual(described["eot_samples"], 2)
+        result = attack(self.images[:6], self.labels[:6])
+        self.assertEqual(list(result.robust_after), ["fab", "apgd-ce"])
+        with self.assertRaisesRegex(ValueError, "`attacks` must name attacks from"):
+            AutoAttack(inference_logits(self.honest), 0.1, version="rand", attacks=["cw"])
+
+    def test_components_the_class_count_cannot_take_are_refused_before_any_attack(self):
+        # DLR needs 3 classes, targeted DLR 4; APGD-CE, FAB, FAB-T and Square work with 2.
+        for classes, version, attacks, refused in (
+                (2, "standard", (), "apgd-t needs at least 4"),
+                (3, "standard", (), "apgd-t needs at least 4"),
+                (2, "rand", (), "apgd-dlr needs at least 3"),
+                (2, "custom", ("apgd-ce", "apgd-dlr"), "apgd-dlr needs at least 3"),
+                (2, "custom", ("apgd-ce", "fab", "fab-t", "square"), None),
+                (2, "rand", ("apgd-ce",), None),
+                (3, "rand", (), None)):
+            model_fn = inference_logits(linear(classes=classes))
+            attacked = CountingModelFn(model_fn)
+            attack = AutoAttack(model_fn, 0.05, version=version, attacks=attacks,
+                                iterations=2, queries=5, eot_samples=1,
+                                attack_model_fn=attacked)
+            labels = np.argmax(model_fn(self.images[:6]).numpy(), axis=1).astype(np.int32)
+            if refused is None:
+                result = attack(self.images[:6], labels)
+                self.assertEqual(list(result.robust_after), list(attack.names))
+                continue
+            with self.assertRaisesRegex(ValueError, f"^AutoAttack's {refused} classes; the "
+                                        f"model has {classes}: .*num_classes={classes}$"):
+                attack(self.images[:6], labels)
+            self.assertEqual(int(attacked.calls.numpy()), 0)  # no attack ran

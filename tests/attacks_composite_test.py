@@ -6,9 +6,60 @@ import tensorflow as tf
 
 from tests.attack_fixtures import batch, conv_model, linear_model
 from tf_atalp import attacks
+from tf_atalp.attacks.pgd import seed_tensor
+
+
+class PatternAttack:
+    """Moves every image by epsilon along one sign pattern drawn from the seed alone.
+
+    So what it does to an example does not depend on which others share the
+    batch: attacking only some examples must give those examples what
+    attacking all of them gives. It records the batch size of every call.
+    """
+
+    def __init__(self, epsilon):
+        self.epsilon = epsilon
+        self.batch_sizes = []
+
+    def attack(self, model_fn, images, labels, *, seed=None, record_at=None):
+        images = tf.convert_to_tensor(images)
+        self.batch_sizes.append(int(images.shape[0]))
+        pattern = tf.sign(tf.random.stateless_uniform([1, *images.shape[1:]],
+                                                      seed_tensor(seed), -1.0, 1.0))
+        found = tf.clip_by_value(images + self.epsilon * pattern, 0.0, 1.0)
+        if record_at is None:
+            return attacks.AttackResult(found)
+        correct = np.argmax(model_fn(found), 1) == labels
+        return attacks.AttackResult(found, tf.constant(list(record_at)),
+                                    tf.constant([correct] * len(record_at)))
+
+    def describe(self):
+        return {"attack": "pattern", "epsilon": self.epsilon, "random_start": True}
 
 
 class RestartsTest(tf.test.TestCase):
+
+    def test_without_record_at_later_restarts_attack_only_the_survivors(self):
+        model_fn = attacks.inference_logits(linear_model()[0])
+        images, labels = batch(n=64)
+        pattern = PatternAttack(0.08)
+        every = attacks.Restarts(pattern, 4).attack(model_fn, images, labels, seed=3,
+                                                    record_at=[0])
+        self.assertEqual(pattern.batch_sizes, [64] * 4)
+        survivors = attacks.Restarts(pattern, 4).attack(model_fn, images, labels, seed=3)
+        # The same robust examples and the same images as attacking all of them each time.
+        robust = np.argmax(model_fn(survivors.adversarial_images), 1) == labels
+        self.assertAllEqual(robust, every.correct_at.numpy()[0])
+        self.assertAllClose(survivors.adversarial_images, every.adversarial_images)
+        # Each restart got exactly the examples no earlier one fooled.
+        runs = [pattern.attack(model_fn, images, labels, seed=attacks.restart_seed(3, r))
+                for r in range(4)]
+        fooled = np.array([np.argmax(model_fn(run.adversarial_images), 1) != labels
+                           for run in runs])
+        alive = [64 - int(np.sum(np.any(fooled[:r], axis=0))) for r in range(4)]
+        self.assertAllEqual(pattern.batch_sizes[4:8], alive)
+        self.assertBetween(alive[-1], 1, 63)  # some fooled, some left: the test bites
+
 
     def test_one_restart_is_the_attack_itself(self):
         model_fn = attacks.inference_logits(conv_model())

@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tests.attack_fixtures import batch, conv_model
-from tf_atalp.attacks import ExpectationOverTransformation, inference_logits
+from tests.attack_fixtures import CountingModelFn, batch, conv_model
+from tf_atalp.attacks import (
+    BackwardPassDifferentiableApproximation, ExpectationOverTransformation, inference_logits)
 from tf_atalp.attacks.fab import FAB, FABTargeted, linf_projection
 
 SHAPE = (4, 4, 3)
@@ -209,6 +210,29 @@ class FABOnAConvNetTest(tf.test.TestCase):
             self.assertAllClose(again, adversarial)  # the seed fixes the random starts
         self.assertTrue(np.all(robust[3] <= robust[1]))
         self.assertLess(robust[1].mean(), 1.0)
+
+    def test_the_jacobian_path_gives_the_per_class_paths_points(self):
+        model_fn = inference_logits(conv_model())
+        images, _ = batch(seed=4, n=12)
+        labels = np.argmax(model_fn(images).numpy(), axis=1).astype(np.int32)
+        attack = FAB(0.7, iterations=6, restarts=2)
+        at_once = attack.attack(model_fn, images, labels, seed=2).adversarial_images.numpy()
+        # BPDA through the identity: the exact gradient, but a gradient of its own, so
+        # one forward-backward pass per class (the path EoT and BPDA take).
+        per_class = attack.attack(
+            BackwardPassDifferentiableApproximation(model_fn, tf.identity), images, labels,
+            seed=2).adversarial_images.numpy()
+        self.assertAllClose(at_once, per_class, atol=1e-5)
+        broken = np.argmax(model_fn(at_once).numpy(), axis=1) != labels
+        self.assertTrue(broken.any())
+        self.assertAllEqual(broken, np.argmax(model_fn(per_class).numpy(), axis=1) != labels)
+
+    def test_a_step_takes_two_forward_passes_whatever_the_classes(self):
+        counting = CountingModelFn(inference_logits(conv_model()))
+        images, labels = batch(seed=5, n=8)
+        FAB(0.5, iterations=4).attack(counting, images, labels)
+        # The clean logits, then per step the Jacobian's forward and the check's.
+        self.assertEqual(int(counting.calls.numpy()), 1 + 4 * 2)
 
     def test_settings_description_and_serialization(self):
         with self.assertRaisesRegex(ValueError, "epsilon"):

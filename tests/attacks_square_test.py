@@ -3,8 +3,9 @@
 import numpy as np
 import tensorflow as tf
 
-from tests.attack_fixtures import IMAGE_SHAPE, linear_model, rounding_model
+from tests.attack_fixtures import IMAGE_SHAPE, CountingModelFn, linear_model, rounding_model
 from tf_atalp.attacks import PGD, inference_logits
+from tf_atalp.attacks import square
 from tf_atalp.attacks.square import Square, window_share
 
 
@@ -42,6 +43,30 @@ class SquareTest(tf.test.TestCase):
         distance = np.abs(square.adversarial_images.numpy() - self.images).max()
         self.assertLessEqual(distance, 0.3 + 1e-6)
         self.assertBetween(float(square.adversarial_images.numpy().min()), 0.0, 1.0)
+
+    def test_each_query_is_one_forward_pass_of_the_examples_not_yet_fooled(self):
+        counting = CountingModelFn(self.masked)
+        queries = 60
+        result = Square(0.3, queries=queries).attack(counting, self.images, self.labels, seed=1,
+                                                     record_at=range(queries + 1))
+        correct = result.correct_at.numpy()  # [queries + 1, N]
+        # An example is queried at q iff no earlier query fooled it (it leaves at once).
+        first_fooled = np.where(correct.all(axis=0), queries + 1, np.argmin(correct, axis=0))
+        active = [int(np.sum(first_fooled >= q)) for q in range(1, queries + 1)]
+        ran = [q for q, count in enumerate(active, 1) if count > 0]
+        self.assertNotEmpty(ran)
+        self.assertLess(active[-1], len(self.labels))  # some left early: the test bites
+        self.assertEqual(int(counting.calls.numpy()), 1 + len(ran))  # + the start's margin
+        self.assertEqual(int(counting.images.numpy()), len(self.labels) + sum(active))
+
+    def test_the_whole_search_is_one_compiled_call_traced_once_per_batch_shape(self):
+        model_fn = CountingModelFn(self.masked)
+        traces = square._search.experimental_get_tracing_count()
+        for size in (32, 20, 12, 7):
+            Square(0.1, queries=30).attack(model_fn, self.images[:size], self.labels[:size],
+                                           seed=size)
+        # The first shape, then one trace with the batch size left open (reduce_retracing).
+        self.assertLessEqual(square._search.experimental_get_tracing_count() - traces, 2)
 
     def test_settings_are_checked_and_described(self):
         with self.assertRaisesRegex(ValueError, "queries"):

@@ -173,6 +173,17 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(entry["autoattack"]["version"], "plus")
         self.assertIn("AutoAttack (plus, epsilon 0.03)", run.stdout)
 
+    def test_autoattack_rand_runs_the_attacks_it_is_given(self):
+        run, document = self.evaluate("--epsilons=0.03", "--max_examples=8", "--attack=autoattack",
+                                      "--version=rand", "--autoattack_attacks=apgd-ce",
+                                      "--autoattack_iterations=2", "--eot_samples=2")
+        (run_,) = document["autoattack"]
+        self.assertEqual(list(run_["robust_after"]), ["apgd-ce"])
+        self.assertEqual((run_["described"]["version"], run_["described"]["eot_samples"]),
+                         ("rand", 2))
+        self.assertEqual([c["attack"] for c in run_["described"]["components"]], ["apgd-ce"])
+        self.assertLen(run_["robust_examples"], 8)
+
     def test_max_examples_takes_a_class_balanced_subset(self):
         run, document = self.evaluate("--epsilons=0.03", "--iterations=1", "--max_examples=8")
         self.assertEqual(document["dataset"]["num_examples"], 8)

@@ -47,6 +47,10 @@ class EvalConfigTest(tf.test.TestCase, parameterized.TestCase):
                                 "autoattack_attacks": ("apgd-ce", "cw")},
          r"`autoattack_attacks` must be from \(.*'fab'.*\). Received: "
          r"autoattack_attacks=\['apgd-ce', 'cw'\]"),
+        ("autoattack_attacks_of_standard", {"attack": "autoattack",
+                                            "autoattack_attacks": ("apgd-ce",)},
+         r"^`autoattack_attacks` names the attacks of version custom or rand; 'standard' "
+         r"runs its own. Received: autoattack_attacks=\['apgd-ce'\]$"),
         ("autoattack_version", {"attack": "autoattack", "autoattack_version": "plus-plus"},
          "`autoattack_version` must be one of .*'plus'"),
         ("model_dir", {"model_dir": ""}, "`model_dir` must be set"))
@@ -94,6 +98,11 @@ class EvalFlagsTest(tf.test.TestCase):
             f"--model_dir={self.model_dir}", "--attack=autoattack", "--version=custom",
             "--autoattack_attacks=fab,square"))
         self.assertEqual(config.autoattack_attacks, ("fab", "square"))
+        config = eval_flags.eval_config_from_flags(parse_flags(
+            f"--model_dir={self.model_dir}", "--attack=autoattack", "--version=rand",
+            "--autoattack_attacks=apgd-ce"))
+        self.assertEqual((config.autoattack_version, config.autoattack_attacks),
+                         ("rand", ("apgd-ce",)))
 
     def test_flag_defaults_equal_the_config_defaults(self):
         config = eval_flags.eval_config_from_flags(parse_flags(f"--model_dir={self.model_dir}"))

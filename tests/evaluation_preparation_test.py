@@ -1,5 +1,6 @@
 """Tests of tf_atalp.evaluation.preparation: every check against the disk runs before any model load."""
 
+import dataclasses
 import os
 import shutil
 from unittest import mock
@@ -9,6 +10,7 @@ from absl.testing import parameterized
 
 from tests.evaluation_fixtures import TEST_SIZE, make_model_dir, temporary_folder
 from tf_atalp.evaluation import EvalConfig, prepare_evaluation
+from tf_atalp.training.config import load_run_config, save_run_config
 
 
 def prepare(**kwargs):
@@ -56,6 +58,26 @@ class PrepareEvaluationTest(tf.test.TestCase, parameterized.TestCase):
                 prepare(model_dir=self.model_dir, dataset="flowers17", data_dir="/no/such/folder")
         load_keras.assert_not_called()
         load_saved_model.assert_not_called()
+
+    def test_autoattack_components_the_class_count_cannot_take_are_refused_before_loading(self):
+        two_classes = shutil.copytree(self.model_dir, os.path.join(temporary_folder(self), "2"))
+        run_config = load_run_config(two_classes)
+        save_run_config(dataclasses.replace(
+            run_config, data=dataclasses.replace(run_config.data, synthetic_num_classes=2),
+            model=dataclasses.replace(run_config.model, num_classes=2)), two_classes)
+        with mock.patch("keras.models.load_model") as load_keras:
+            for version, attacks, refused in (("standard", (), "apgd-t needs at least 4"),
+                                              ("rand", (), "apgd-dlr needs at least 3")):
+                with self.assertRaisesRegex(ValueError, f"^AutoAttack's {refused} classes; "
+                                            "the model has 2: "):
+                    prepare(model_dir=two_classes, attack="autoattack",
+                            autoattack_version=version, autoattack_attacks=attacks)
+        load_keras.assert_not_called()
+        for version, attacks in (("custom", ("apgd-ce", "fab", "square")),
+                                 ("rand", ("apgd-ce",))):
+            prepared = prepare(model_dir=two_classes, attack="autoattack",
+                               autoattack_version=version, autoattack_attacks=attacks)
+            self.assertEqual(prepared.run_config.model.num_classes, 2)
 
     def test_results_file_must_not_be_a_folder(self):
         with self.assertRaisesRegex(ValueError, "`results_file` must be a file path"):

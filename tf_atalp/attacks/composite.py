@@ -6,9 +6,14 @@ attack (as AutoAttack scores its ensemble). Both wrappers are `Attack`s:
     Restarts(PGD(0.25, 1 / 256, 200), 5)
     WorstCase([PGD(0.25, 1 / 256, 200), PGD(0.25, 1 / 256, 200, objective="margin")])
 
-With `record_at`, iterate k counts as correct only if it is correct in every
-run (restart or member); without it, each example keeps the adversarial
-images of the first run that fooled `model_fn` (else the last run's).
+With `record_at`, every run attacks every example and iterate k counts as
+correct only if it is correct in every run (restart or member): the callers
+that score every iterate (`evaluate_robustness`) need all of them. Without
+it, each run attacks only the examples no earlier run fooled (as the
+reference AutoAttack restarts only the points still robust), and each
+example keeps the adversarial images of the first run that fooled
+`model_fn` (else the last run's): the same outcome per example as attacking
+all of them every time, for the cost of the survivors only.
 """
 
 from collections.abc import Sequence
@@ -55,6 +60,7 @@ def _combine(runs: list[AttackResult], fooled: list[tf.Tensor]) -> AttackResult:
 
 
 def _run_all(attacks_and_seeds, model_fn, images, labels, record_at, target_labels):
+    """Every run on every example; the result combines them (`_combine`)."""
     runs, fooled = [], []
     targeted = target_labels is not None
     for attack, seed in attacks_and_seeds:
@@ -67,11 +73,43 @@ def _run_all(attacks_and_seeds, model_fn, images, labels, record_at, target_labe
     return _combine(runs, fooled)
 
 
+def _run_on_survivors(attacks_and_seeds, model_fn, images, labels, target_labels):
+    """Each run only on the examples no earlier run fooled; per example the first fooling
+    run's images (else the last run's)."""
+    images = tf.convert_to_tensor(images)
+    labels = tf.convert_to_tensor(labels)
+    targeted = target_labels is not None
+    chosen = None
+    alive = tf.range(tf.shape(labels)[0])  # int32 [A]: the examples not fooled yet
+    for attack, seed in attacks_and_seeds:
+        if chosen is not None and tf.executing_eagerly() and int(tf.size(alive)) == 0:
+            break  # (in a graph the remaining runs get empty batches)
+        run_labels = tf.gather(labels, alive)
+        run_targets = None if not targeted else tf.gather(target_labels, alive)
+        kwargs = {"target_labels": run_targets} if targeted else {}
+        found = attack.attack(model_fn, tf.gather(images, alive), run_labels, seed=seed,
+                              **kwargs).adversarial_images
+        chosen = found if chosen is None else tf.tensor_scatter_nd_update(
+            chosen, alive[:, None], tf.cast(found, chosen.dtype))
+        fooled = _fooled(model_fn, found, run_labels, targeted, run_targets)
+        alive = tf.boolean_mask(alive, tf.logical_not(fooled))
+    return AttackResult(chosen)
+
+
+def _run(attacks_and_seeds, model_fn, images, labels, record_at, target_labels):
+    """`_run_all` with `record_at` (every example's iterates), else `_run_on_survivors`."""
+    if record_at is None:
+        return _run_on_survivors(attacks_and_seeds, model_fn, images, labels, target_labels)
+    return _run_all(attacks_and_seeds, model_fn, images, labels, record_at, target_labels)
+
+
 @keras.saving.register_keras_serializable(package="tf_atalp")
 class Restarts:
     """`attack` run `restarts` times from independent random starts; worst case per example.
 
     Restart 0 uses the given seed, restart r > 0 a seed derived from (seed, r).
+    Without `record_at`, restart r attacks only the examples restarts 0..r-1
+    left unfooled (module docstring).
     """
 
     def __init__(self, attack, restarts: int):
@@ -90,8 +128,8 @@ class Restarts:
         if self.restarts == 1:
             return self.inner.attack(model_fn, images, labels, seed=seed, record_at=record_at,
                                      **kwargs)
-        return _run_all([(self.inner, restart_seed(seed, r)) for r in range(self.restarts)],
-                        model_fn, images, labels, record_at, target_labels)
+        return _run([(self.inner, restart_seed(seed, r)) for r in range(self.restarts)],
+                    model_fn, images, labels, record_at, target_labels)
 
     def describe(self) -> dict:
         return {**self.inner.describe(), "restarts": self.restarts}
@@ -110,6 +148,8 @@ class WorstCase:
     """Several attacks on the same examples; an example is robust only if it survives all.
 
     Every member gets the same seed (each draws from its own settings).
+    Without `record_at`, each member attacks only the examples the earlier
+    ones left unfooled (module docstring).
     """
 
     def __init__(self, attacks: Sequence):
@@ -120,8 +160,8 @@ class WorstCase:
 
     def attack(self, model_fn, images, labels, *, seed=None, record_at=None,
                target_labels=None) -> AttackResult:
-        return _run_all([(attack, seed) for attack in self.attacks], model_fn, images, labels,
-                        record_at, target_labels)
+        return _run([(attack, seed) for attack in self.attacks], model_fn, images, labels,
+                    record_at, target_labels)
 
     def describe(self) -> dict:
         members = [attack.describe() for attack in self.attacks]

@@ -8,9 +8,12 @@ f = z_y - z_c (positive while y still beats c) and g its input gradient.
 FAB-T takes c = its target t. Untargeted FAB takes, at every step, the class
 whose linearised boundary is closest, c = argmin_{c != y} |f_c| / ||g_c||_1
 (the L-inf distance to that hyperplane, box ignored, as the reference code),
-which needs the input gradient of all K - 1 logit differences per step: one
-forward-backward pass per class, in a loop inside the compiled run that
-keeps only the closest so far (the memory of one gradient). The step goes
+which needs the input gradient of all K - 1 logit differences per step: for
+a plain model function one forward pass and one Jacobian of the K - 1
+differences (`GradientTape.batch_jacobian`, a vectorized backward pass); for
+one that defines its own gradient (EoT, BPDA: `model_fns`) one
+forward-backward pass per class, in a loop that keeps only the closest so
+far (the memory of one gradient). The step goes
 towards the minimal L-inf projections of x_k and of the original image x_0
 onto that hyperplane (inside the [0, 1] box), mixed so as to stay close to
 x_0:
@@ -38,8 +41,9 @@ is the same on those examples, whose best distance, if any, exceeds epsilon.
 The projection (`linf_projection`) is derived here: the largest change of
 g . z reachable with |d|_inf <= r inside the box is
 sum_i |g_i| min(r, room_i), room_i the distance to the box face g_i points
-at; it is piecewise linear and increasing in r, so the smallest sufficient
-r is found over the sorted rooms.
+at; it is piecewise linear, increasing and concave in r, so Newton's steps
+from r = 0 find the smallest sufficient r exactly in a few passes (the
+reference sorts the rooms instead: the same r, a sort per row per step).
 """
 
 import dataclasses
@@ -52,7 +56,8 @@ from tf_atalp.attacks.apgd import random_point_at_radius
 from tf_atalp.attacks.base import (
     AttackResult, check_images, checked_record_at, correct_predictions)
 from tf_atalp.attacks.composite import restart_seed
-from tf_atalp.attacks.model_fns import objective_and_gradient
+from tf_atalp.attacks.model_fns import (
+    defines_own_gradient, objective_and_gradient, objectives_and_jacobian)
 from tf_atalp.attacks.pgd import seed_tensor
 
 ALPHA_MAX = 0.1
@@ -61,6 +66,32 @@ BETA = 0.9
 RESTART_RADIUS = 0.5  # restarts start at this fraction of epsilon from the image
 GRADIENT_FLOOR = 1e-12  # in |f| / ||g||_1, as the reference code
 SUCCESS_SLACK = 1 + 1e-6  # a distance this close above epsilon still counts
+
+
+def _smallest_radius(room: tf.Tensor, weight: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """float32 [N]: the smallest r >= 0 with reach(r) = sum_i weight_i min(r, room_i) >= target.
+
+    reach is increasing, concave and piecewise linear in r, so Newton's steps
+    from r = 0 (each solving the linear piece through the current r, the
+    coordinates with room_i <= r full) rise to the answer without passing it,
+    and the step after which no more coordinates fill is exact: typically a
+    few passes over [N, D] instead of sorting each row. Rows that cannot
+    reach `target` come back as large values (the caller replaces them).
+    """
+    def newton_step(radius, filled_count, _):
+        full = room <= radius[:, None]
+        filled = tf.reduce_sum(tf.where(full, weight * room, 0.0), axis=1)
+        free = tf.reduce_sum(tf.where(full, 0.0, weight), axis=1)
+        radius = tf.maximum(radius, (target - filled) / tf.maximum(free, 1e-12))
+        count = tf.reduce_sum(tf.cast(room <= radius[:, None], tf.int32), axis=1)
+        return radius, count, tf.reduce_any(count != filled_count)
+
+    start = tf.zeros_like(target)
+    count = tf.reduce_sum(tf.cast(room <= 0.0, tf.int32), axis=1)
+    radius, _, _ = tf.while_loop(lambda radius, count, changed: changed, newton_step,
+                                 (start, count, tf.constant(True)),
+                                 maximum_iterations=tf.shape(room)[1] + 1)
+    return radius
 
 
 def linf_projection(points: tf.Tensor, normals: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
@@ -81,19 +112,8 @@ def linf_projection(points: tf.Tensor, normals: tf.Tensor, offsets: tf.Tensor) -
     room = tf.where(direction > 0, 1.0 - points, points)  # how far it can move that way
     weight = tf.abs(normals)
     target = tf.abs(needed)
-    order = tf.argsort(room, axis=1)
-    room_sorted = tf.gather(room, order, batch_dims=1)
-    weight_sorted = tf.gather(weight, order, batch_dims=1)
-    # g(r) at r = room_sorted[:, j]: the coordinates below j are full, the others move r.
-    full = tf.cumsum(weight_sorted * room_sorted, axis=1, exclusive=True)
-    rest = tf.cumsum(weight_sorted, axis=1, reverse=True)
-    reach = full + rest * room_sorted  # [N, D], increasing in j
-    enough = reach >= target[:, None]
-    first = tf.argmax(tf.cast(enough, tf.int32), axis=1, output_type=tf.int32)
-    feasible = tf.reduce_any(enough, axis=1)
-    full_j = tf.gather(full, first[:, None], batch_dims=1)[:, 0]
-    rest_j = tf.gather(rest, first[:, None], batch_dims=1)[:, 0]
-    radius = tf.where(feasible, (target - full_j) / tf.maximum(rest_j, 1e-12),
+    feasible = tf.reduce_sum(weight * room, axis=1) >= target
+    radius = tf.where(feasible, _smallest_radius(room, weight, target),
                       tf.reduce_max(room, axis=1))
     radius = tf.maximum(radius, 0.0)
     step = direction * tf.minimum(radius[:, None], room)
@@ -121,10 +141,37 @@ def _any_batch_size(*tensors) -> list:
 def _closest_boundary(model_fn, images, labels, candidates):
     """(f [N], df/dx [N, ...]) of the candidate class [N, C] whose linearised boundary is closest.
 
-    L-inf distance |f| / ||g||_1; one forward-backward pass per candidate
-    column, each kept only while it is the closest so far. With C = 1 (FAB-T)
-    it is that class's boundary.
+    L-inf distance |f| / ||g||_1. A model function with a gradient of its own
+    (EoT, BPDA) takes one forward-backward pass per candidate column
+    (`_closest_boundary_per_class`); the others one forward pass and one
+    Jacobian of all C differences (`_closest_boundary_at_once`): the same
+    choice and gradient, without C - 1 of the forward passes. With C = 1
+    (FAB-T) both are that class's boundary.
     """
+    if defines_own_gradient(model_fn) or candidates.shape[1] == 1:
+        return _closest_boundary_per_class(model_fn, images, labels, candidates)
+    return _closest_boundary_at_once(model_fn, images, labels, candidates)
+
+
+def _closest_boundary_at_once(model_fn, images, labels, candidates):
+    """`_closest_boundary` from one forward pass and the Jacobian of every difference."""
+    def differences(logits, y):
+        logits = tf.cast(logits, tf.float32)
+        return (tf.gather(logits, y, batch_dims=1)[:, None]
+                - tf.gather(logits, candidates, batch_dims=1))
+
+    values, gradients = objectives_and_jacobian(model_fn, differences, images, labels)
+    norms = tf.reduce_sum(tf.abs(tf.reshape(
+        gradients, tf.concat([tf.shape(values), [-1]], 0))), axis=2)
+    # The first closest column, as the per-class loop keeps (strictly closer only).
+    closest = tf.argmin(tf.abs(values) / (norms + GRADIENT_FLOOR), axis=1, output_type=tf.int32)
+    return (tf.gather(values, closest[:, None], batch_dims=1)[:, 0],
+            tf.gather(gradients, closest, batch_dims=1))
+
+
+def _closest_boundary_per_class(model_fn, images, labels, candidates):
+    """`_closest_boundary` with one forward-backward pass per candidate column, each kept only
+    while it is the closest so far (the memory of one gradient)."""
     batch = tf.shape(images)[0]
     best_difference = tf.zeros([batch])
     best_gradient = tf.zeros_like(images)
@@ -272,8 +319,10 @@ class FAB(_MinimalDistortionSearch):
     Attributes:
       epsilon: the radius a found adversarial must lie within to count; also
         sets the restarts' random starts (epsilon / 2 from the image).
-      iterations: steps per run (the reference: 100); each takes K - 1
-        forward-backward passes (one per other class) and one forward pass.
+      iterations: steps per run (the reference: 100); each takes one
+        forward pass and the Jacobian of the K - 1 logit differences, plus
+        one forward pass (with EoT or BPDA: K - 1 forward-backward passes,
+        one per other class, and one forward pass).
       restarts: runs; the first from the image, the others from random points
         (the reference: 1, and 5 in AutoAttack's "plus" version).
     """

@@ -79,26 +79,57 @@ def training_logits(model: Callable) -> ModelLogits:
     return _model_logits(model, training=True)
 
 
+def defines_own_gradient(model_fn: Callable) -> bool:
+    """True for a model function that computes its own input gradient (EoT, BPDA).
+
+    Attacks may take a shortcut through the plain gradient of the others
+    (one Jacobian instead of one gradient per class: `objectives_and_jacobian`).
+    """
+    return getattr(model_fn, "objective_and_gradient", None) is not None
+
+
+def _checked(gradient):
+    if gradient is None:
+        raise ValueError(
+            "The attack objective has no gradient with respect to the input images: "
+            "the model's logits do not depend differentiably on its input.")
+    return gradient
+
+
 def objective_and_gradient(model_fn: Callable, objective: Callable, images: tf.Tensor,
                            labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """(logits [N, K], d sum(objective(logits, labels)) / d images [N, H, W, C]).
 
     Raises ValueError if the objective has no gradient with respect to the images.
     """
-    custom = getattr(model_fn, "objective_and_gradient", None)
-    if custom is not None:
-        logits, gradient = custom(objective, images, labels)
+    if defines_own_gradient(model_fn):
+        logits, gradient = model_fn.objective_and_gradient(objective, images, labels)
     else:
         with tf.GradientTape() as tape:
             tape.watch(images)
             logits = model_fn(images)
             total = tf.reduce_sum(objective(logits, labels))
         gradient = tape.gradient(total, images)
-    if gradient is None:
-        raise ValueError(
-            "The attack objective has no gradient with respect to the input images: "
-            "the model's logits do not depend differentiably on its input.")
-    return logits, gradient
+    return logits, _checked(gradient)
+
+
+def objectives_and_jacobian(model_fn: Callable, objectives: Callable, images: tf.Tensor,
+                            labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(objectives(logits, labels) [N, C], their input gradients [N, C, H, W, C_in]).
+
+    One forward pass and one vectorized backward pass for all C objectives
+    (`GradientTape.batch_jacobian`): the same gradients as C calls of
+    `objective_and_gradient`, for model functions that do not define their
+    own gradient (for those, raises ValueError: call `objective_and_gradient`
+    per objective). Raises ValueError if there is no gradient.
+    """
+    if defines_own_gradient(model_fn):
+        raise ValueError(f"{model_fn!r} defines its own gradient: take one "
+                         "`objective_and_gradient` per objective instead.")
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        values = objectives(model_fn(images), labels)
+    return values, _checked(tape.batch_jacobian(values, images))
 
 
 class ExpectationOverTransformation:

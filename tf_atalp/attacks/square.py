@@ -45,36 +45,21 @@ def window_share(p_init: float, query: int, queries: int, rescale: bool = True) 
 RESAMPLING_ATTEMPTS = 32  # draws of a window's signs until the window changes
 
 
-def _margin(model_fn, images, labels) -> tf.Tensor:
-    """float32 [N]: z_y - max_{j != y} z_j (> 0: still correct)."""
-    return -margin_objective(tf.cast(model_fn(images), tf.float32), labels)
-
-
-@tf.function(reduce_retracing=True)
-def _start_margin(model_fn, images, labels):
-    return _margin(model_fn, images, labels)
-
-
-@tf.function(reduce_retracing=True)
-def _query(model_fn, clean, low, high, best, margin, labels, window, epsilon, seed):
-    """One query for every example given: a new square at `window`, kept where it helps.
+def _candidate(clean, low, high, best, window, epsilon, seed):
+    """A new square at `window` for every example: `best` with the window's signs redrawn.
 
     Args:
       clean, low, high, best: float32 [A, H, W, C]: the images, the ball's
         bounds (clipped to [0, 1]) and the best point so far.
-      margin: float32 [A], the margin at `best`.
       window: int32 [3]: top, left, side of the square (shared by the batch,
         as the reference code).
       seed: int64 [2], the stateless seed of this query's signs.
-
-    Returns (best, margin, the margin of this query's candidates), each as the inputs.
     """
     shape = tf.shape(clean)
-    rows = tf.range(shape[1])
-    cols = tf.range(shape[2])
-    in_rows = tf.logical_and(rows >= window[0], rows < window[0] + window[2])
-    in_cols = tf.logical_and(cols >= window[1], cols < window[1] + window[2])
-    mask = tf.logical_and(in_rows[:, None], in_cols[None, :])[None, :, :, None]
+    top, left, side = window[0], window[1], window[2]
+    begin, size = tf.stack([0, top, left, 0]), tf.stack([-1, side, side, -1])
+    # Only the window changes: the resampling works on [A, side, side, C] slices.
+    clean_w, low_w, high_w, best_w = (tf.slice(t, begin, size) for t in (clean, low, high, best))
 
     def draw(attempt):
         uniform = tf.random.stateless_uniform(
@@ -82,11 +67,10 @@ def _query(model_fn, clean, low, high, best, margin, labels, window, epsilon, se
         return tf.where(uniform < 0.5, -epsilon, epsilon)
 
     def moved(signs):
-        return tf.clip_by_value(clean + signs, low, high)
+        return tf.clip_by_value(clean_w + signs, low_w, high_w)
 
     def changed(signs):  # the reference resamples while the window would stay as it is
-        return tf.reduce_any(tf.logical_and(mask, tf.abs(moved(signs) - best) >= 1e-7),
-                             axis=[1, 2, 3])
+        return tf.reduce_any(tf.abs(moved(signs) - best_w) >= 1e-7, axis=[1, 2, 3])
 
     def resample(attempt, signs, done):
         signs = tf.where(done[:, None, None, None], signs, draw(attempt))
@@ -97,11 +81,81 @@ def _query(model_fn, clean, low, high, best, margin, labels, window, epsilon, se
         lambda attempt, signs, done: tf.logical_and(
             attempt < RESAMPLING_ATTEMPTS, tf.logical_not(tf.reduce_all(done))),
         resample, (tf.constant(1, tf.int64), signs, changed(signs)))
-    candidate = tf.where(mask, moved(signs), best)
-    new_margin = _margin(model_fn, candidate, labels)
-    improved = new_margin < margin
-    return (tf.where(improved[:, None, None, None], candidate, best),
-            tf.where(improved, new_margin, margin), new_margin)
+    rows, cols = tf.range(shape[1]), tf.range(shape[2])
+    mask = tf.logical_and(tf.logical_and(rows >= top, rows < top + side)[:, None],
+                          tf.logical_and(cols >= left, cols < left + side)[None, :])
+    placed = tf.pad(moved(signs), [[0, 0], [top, shape[1] - top - side],
+                                   [left, shape[2] - left - side], [0, 0]])
+    return tf.where(mask[None, :, :, None], placed, best)
+
+
+@tf.function(reduce_retracing=True)
+def _search(model_fn, clean, low, high, best, labels, windows, epsilon, signs_seed):
+    """Every query of one Square run, in one compiled loop.
+
+    Query q (1-based) is one forward pass of the examples still correctly
+    classified; an example leaves the loop at the query that fools it (the
+    remaining ones are gathered only when some leave). Nothing returns to
+    the host until the loop ends.
+
+    Args:
+      clean, low, high, best: float32 [N, H, W, C]: the images, the ball's
+        bounds and the start (the stripes).
+      labels: int32 [N].
+      windows: int32 [Q, 3]: query q's window (top, left, side) in row q - 1.
+      epsilon: float32 scalar.
+      signs_seed: int64 scalar; query q draws its signs from
+        (signs_seed, q * RESAMPLING_ATTEMPTS + attempt).
+
+    Returns (the best point of each example [N, H, W, C], the query that
+    first fooled it int32 [N]: 0 at the start, Q + 1 if none did).
+    """
+    queries = tf.shape(windows)[0]
+    margin = _margin(model_fn, best, labels)
+    first_fooled = tf.where(margin <= 0, 0, queries + 1)
+    found = best
+    alive = tf.where(margin > 0)[:, 0]  # int64 [A]: the examples still searched
+    state = [tf.gather(t, alive) for t in (clean, low, high, best, margin, labels)]
+
+    def search_on(query, alive, first_fooled, found, *state):
+        return tf.logical_and(query <= queries, tf.size(alive) > 0)
+
+    def one_query(query, alive, first_fooled, found, clean, low, high, best, margin, labels):
+        seed = tf.stack([signs_seed, tf.cast(query, tf.int64) * RESAMPLING_ATTEMPTS])
+        candidate = _candidate(clean, low, high, best, windows[query - 1], epsilon, seed)
+        new_margin = _margin(model_fn, candidate, labels)
+        improved = new_margin < margin
+        best = tf.where(improved[:, None, None, None], candidate, best)
+        margin = tf.where(improved, new_margin, margin)
+        fooled = new_margin <= 0  # (then also improved: margin was > 0)
+
+        def leave():
+            gone = tf.boolean_mask(alive, fooled)[:, None]
+            stay = tf.logical_not(fooled)
+            return (tf.boolean_mask(alive, stay),
+                    tf.tensor_scatter_nd_update(first_fooled, gone,
+                                                tf.fill(tf.shape(gone)[:1], query)),
+                    tf.tensor_scatter_nd_update(found, gone, tf.boolean_mask(best, fooled)),
+                    *[tf.boolean_mask(t, stay)
+                      for t in (clean, low, high, best, margin, labels)])
+
+        def stay():
+            return alive, first_fooled, found, clean, low, high, best, margin, labels
+
+        return (query + 1, *tf.cond(tf.reduce_any(fooled), leave, stay))
+
+    images = tf.TensorShape([None]).concatenate(clean.shape[1:])
+    vector = tf.TensorShape([None])
+    _, alive, first_fooled, found, _, _, _, best, _, _ = tf.while_loop(
+        search_on, one_query, (tf.constant(1), alive, first_fooled, found, *state),
+        shape_invariants=(tf.TensorShape([]), vector, first_fooled.shape, found.shape,
+                          images, images, images, images, vector, vector))
+    return tf.tensor_scatter_nd_update(found, alive[:, None], best), first_fooled
+
+
+def _margin(model_fn, images, labels) -> tf.Tensor:
+    """float32 [N]: z_y - max_{j != y} z_j (> 0: still correct)."""
+    return -margin_objective(tf.cast(model_fn(images), tf.float32), labels)
 
 
 @keras.saving.register_keras_serializable(package="tf_atalp")
@@ -133,8 +187,8 @@ class Square:
     def attack(self, model_fn, images, labels, *, seed=None, record_at=None) -> AttackResult:
         """Runs the random search; `record_at` counts queries (0: the stripe start).
 
-        Each query is one compiled step over the examples not yet fooled.
-        `seed`: an int, or None.
+        The whole search is one compiled loop (`_search`): each query one
+        forward pass of the examples not yet fooled. `seed`: an int, or None.
         """
         clean = np.asarray(check_images(images), np.float32)
         labels = np.asarray(labels, np.int32)
@@ -144,39 +198,29 @@ class Square:
         eps = self.epsilon
         low, high = np.clip(clean - eps, 0, 1), np.clip(clean + eps, 0, 1)
         stripes = rng.choice([-eps, eps], size=(n, 1, width, channels)).astype(np.float32)
-        best = np.clip(clean + stripes, low, high)
-        margin = _start_margin(model_fn, tf.constant(best), tf.constant(labels)).numpy()
-        # first_fooled: the query count at which each example was first misclassified.
-        first_fooled = np.where(margin <= 0, 0, self.queries + 1)
+        start = np.clip(clean + stripes, low, high)
         signs_seed = int(rng.integers(0, 2 ** 62))
-        epsilon = tf.constant(eps, tf.float32)
-        for query in range(1, self.queries + 1):
-            active = np.flatnonzero(margin > 0)
-            if active.size == 0:
-                break
-            side = max(int(round(math.sqrt(window_share(self.p_init, query - 1, self.queries,
+        best, first_fooled = _search(
+            model_fn, tf.constant(clean), tf.constant(low), tf.constant(high),
+            tf.constant(start), tf.constant(labels), tf.constant(self._windows(rng, height, width)),
+            tf.constant(eps, tf.float32), tf.constant(signs_seed, tf.int64))
+        if record_at is None:
+            return AttackResult(best)
+        counts = np.asarray(record_at)
+        correct_at = counts[:, None] < first_fooled.numpy()[None, :]
+        return AttackResult(best, tf.constant(counts, tf.int32), tf.constant(correct_at))
+
+    def _windows(self, rng, height: int, width: int) -> np.ndarray:
+        """int32 [queries, 3]: each query's window (top, left, side), drawn from `rng`."""
+        windows = np.zeros([self.queries, 3], np.int32)
+        for query in range(self.queries):
+            side = max(int(round(math.sqrt(window_share(self.p_init, query, self.queries,
                                                         self.rescale_schedule)
                                            * height * width))), 1)
             side = min(side, height, width)
-            window = tf.constant([rng.integers(0, height - side + 1),
-                                  rng.integers(0, width - side + 1), side], tf.int32)
-            every = active.size == n
-            pick = (lambda array: array) if every else (lambda array: array[active])
-            new_best, new_margin, queried = _query(
-                model_fn, tf.constant(pick(clean)), tf.constant(pick(low)),
-                tf.constant(pick(high)), tf.constant(pick(best)), tf.constant(pick(margin)),
-                tf.constant(pick(labels)), window, epsilon,
-                tf.constant([signs_seed, query * RESAMPLING_ATTEMPTS], tf.int64))
-            best[active] = new_best.numpy()
-            margin[active] = new_margin.numpy()
-            fooled_now = active[queried.numpy() <= 0]
-            first_fooled[fooled_now] = np.minimum(first_fooled[fooled_now], query)
-        adversarial = tf.constant(best)
-        if record_at is None:
-            return AttackResult(adversarial)
-        counts = np.asarray(record_at)
-        correct_at = counts[:, None] < first_fooled[None, :]
-        return AttackResult(adversarial, tf.constant(counts, tf.int32), tf.constant(correct_at))
+            windows[query] = (rng.integers(0, height - side + 1),
+                              rng.integers(0, width - side + 1), side)
+        return windows
 
     def describe(self) -> dict:
         return {"attack": "square", "norm": "linf", "epsilon": self.epsilon,

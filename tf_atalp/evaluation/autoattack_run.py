@@ -1,9 +1,14 @@
-"""AutoAttack over a dataset (`eval_main.py --attack=autoattack`): per epsilon, per batch.
+"""AutoAttack over a dataset (`eval_main.py --attack=autoattack`): per epsilon, the whole set.
 
-Counts are summed over batches: clean, robust after each attack (each later
-attack runs only on the points the earlier ones left robust), the attack
-that broke each example, wall time per attack, and every masking flag with
-the number of batches that raised it.
+The examples are gathered first; at each epsilon every attack then runs on
+the points the earlier ones left robust across the whole set, in chunks of
+at most the data's batch size (as the reference batches the robust points),
+so a late attack such as Square runs on all the survivors at once rather
+than on the few of each data batch. The attacks run on the model with its
+BatchNorm folded into the convolutions (`fold_batchnorm`: the same
+function, faster); every prediction that scores is the model's own. Reported: clean, robust after each
+attack, the attack that broke each example, wall time per attack, and every
+masking flag (probed over the whole set: "batches" is None).
 """
 
 from collections.abc import Callable, Sequence
@@ -16,7 +21,7 @@ from tf_atalp.attacks.model_fns import inference_logits
 from tf_atalp.data.datasets import first_examples
 from tf_atalp.evaluation.per_example import encode_outcomes
 from tf_atalp.evaluation.robustness import per_class_counts
-from tf_atalp.seeds import derive_seed
+from tf_atalp.models.folding import fold_batchnorm
 
 
 def evaluate_autoattack(model: Callable, dataset, epsilons: Sequence[float], *,
@@ -25,6 +30,8 @@ def evaluate_autoattack(model: Callable, dataset, epsilons: Sequence[float], *,
                         seed: int = 0, max_examples: int | None = None,
                         progress: Callable | None = None) -> dict:
     """AutoAttack robust accuracy of `model` at each epsilon.
+
+    `progress(epsilon, done, total)` is called after each epsilon.
 
     Returns:
       {"num_examples", "clean_correct", "clean_accuracy",
@@ -38,65 +45,51 @@ def evaluate_autoattack(model: Callable, dataset, epsilons: Sequence[float], *,
       (*_examples: one '0'/'1' character per example, `per_example.decode_outcomes`.)
     """
     model_fn = inference_logits(model)
+    folded = fold_batchnorm(model)  # the attacks run on it; model_fn scores
+    attack_model_fn = inference_logits(folded)
     batches = list(first_examples(dataset, max_examples))
     if not batches:
         raise ValueError("The dataset yielded no examples to evaluate.")
-    total = sum(int(labels.shape[0]) for _, labels in batches)
-    per_epsilon, clean_done = [], False
-    clean_correct, class_total, class_clean = 0, None, None
-    clean_examples = []
-    for epsilon in epsilons:
-        robust_after, broken_by, seconds, flags = {}, {}, {}, {}
-        robust_total, described, robust_examples = 0, None, []
-        for index, (images, labels) in enumerate(batches):
-            attack = AutoAttack(model_fn, epsilon, version=version, attacks=attacks,
-                                iterations=iterations, queries=queries,
-                                eot_samples=eot_samples,
-                                seed=derive_seed(seed, "autoattack", index))
-            described = attack.describe()
-            result = attack(images, labels)
-            label_values = np.asarray(labels)
-            if not clean_done:
-                num_classes = int(model_fn(tf.convert_to_tensor(images[:1],
-                                                                tf.float32)).shape[-1])
-                if class_total is None:
-                    class_total = np.zeros(num_classes, np.int64)
-                    class_clean = np.zeros(num_classes, np.int64)
-                clean_correct += int(result.clean_correct.sum())
-                clean_examples.append(np.asarray(result.clean_correct, bool))
-                class_total += np.bincount(label_values, minlength=num_classes)
-                class_clean += per_class_counts(label_values, result.clean_correct, num_classes)
-            count = len(label_values)
-            robust_total += int(result.robust.sum())
-            robust_examples.append(np.asarray(result.robust, bool))
-            for name, accuracy in result.robust_after.items():
-                robust_after[name] = robust_after.get(name, 0) + round(accuracy * count)
-                seconds[name] = seconds.get(name, 0.0) + result.seconds[name]
-            for name in result.broken_by:
-                if name:
-                    broken_by[name] = broken_by.get(name, 0) + 1
-            for name, message in result.flags:
-                flags.setdefault(name, {"name": name, "message": message, "batches": 0})
-                flags[name]["batches"] += 1
-            if progress is not None:
-                progress(epsilon, index + 1, len(batches))
-        clean_done = True
+    batch_size = max(int(labels.shape[0]) for _, labels in batches)
+    images = np.concatenate([np.asarray(images, np.float32) for images, _ in batches])
+    labels = np.concatenate([np.asarray(labels) for _, labels in batches]).astype(np.int32)
+    total = len(labels)
+    num_classes = int(model_fn(tf.constant(images[:1])).shape[-1])
+    per_epsilon, clean_correct = [], None
+    for done, epsilon in enumerate(epsilons):
+        attack = AutoAttack(model_fn, epsilon, version=version, attacks=attacks,
+                            iterations=iterations, queries=queries, eot_samples=eot_samples,
+                            seed=seed, attack_model_fn=attack_model_fn)
+        result = attack(images, labels, batch_size=batch_size)
+        if clean_correct is None:
+            clean_correct = result.clean_correct
+        broken_by = {}
+        for name in result.broken_by:
+            if name:
+                broken_by[name] = broken_by.get(name, 0) + 1
+        robust_total = int(result.robust.sum())
         per_epsilon.append({
-            "epsilon": epsilon, "described": described, "robust_correct": robust_total,
+            "epsilon": epsilon, "described": attack.describe(),
+            "batchnorm_folded": folded is not model, "robust_correct": robust_total,
             "robust_accuracy": robust_total / total,
-            "robust_examples": encode_outcomes(np.concatenate(robust_examples)),
-            "robust_after": {name: c / total for name, c in robust_after.items()},
-            "broken_by": broken_by, "seconds": {k: round(v, 1) for k, v in seconds.items()},
-            "flags": list(flags.values())})
+            "robust_examples": encode_outcomes(result.robust),
+            "robust_after": dict(result.robust_after), "broken_by": broken_by,
+            "seconds": {k: round(v, 1) for k, v in result.seconds.items()},
+            "flags": [{"name": name, "message": message, "batches": None}
+                      for name, message in result.flags]})
+        if progress is not None:
+            progress(epsilon, done + 1, len(epsilons))
     return {
-        "num_examples": total, "clean_correct": clean_correct,
-        "clean_accuracy": clean_correct / total,
-        "per_class": {"num_examples": [int(c) for c in class_total],
-                      "clean_correct": [int(c) for c in class_clean]},
+        "num_examples": total, "clean_correct": int(clean_correct.sum()),
+        "clean_accuracy": int(clean_correct.sum()) / total,
+        "per_class": {"num_examples": [int(c) for c in np.bincount(labels,
+                                                                   minlength=num_classes)],
+                      "clean_correct": [int(c) for c in per_class_counts(labels, clean_correct,
+                                                                         num_classes)]},
         "attacks": [], "autoattack": per_epsilon,
         "worst_case": [{"epsilon": entry["epsilon"], "attacks": [],
                         "robust_correct": entry["robust_correct"],
                         "robust_accuracy": entry["robust_accuracy"],
                         "robust_examples": entry["robust_examples"]} for entry in per_epsilon],
-        "clean_examples": encode_outcomes(np.concatenate(clean_examples)),
+        "clean_examples": encode_outcomes(clean_correct),
     }

@@ -60,9 +60,10 @@ class EvalConfig:
         iterate counts of the other attacks).
       autoattack_version: "standard" (APGD-CE, APGD-T, FAB-T, Square), "plus"
         (APGD-CE, APGD-DLR, FAB with 5 restarts each, Square, APGD-T, FAB-T),
-        "rand" (APGD-CE and APGD-DLR with EoT) or "custom"
-        (`autoattack_attacks`).
-      autoattack_attacks: the attacks of the custom version, in order (from
+        "rand" (APGD-CE and APGD-DLR, or `autoattack_attacks`, with EoT) or
+        "custom" (`autoattack_attacks`).
+      autoattack_attacks: the attacks of the custom version, or the rand
+        version's instead of its default, in order (from
         AUTOATTACK_COMPONENTS).
       autoattack_iterations: APGD and FAB steps in AutoAttack (reference: 100).
       square_queries: Square's queries in AutoAttack (reference: 5000).
@@ -163,6 +164,11 @@ class EvalConfig:
         check(self.attack != "autoattack" or self.autoattack_version != "custom"
               or bool(self.autoattack_attacks),
               "`autoattack_attacks` must name the attacks of the custom version.")
+        check(self.attack != "autoattack" or not self.autoattack_attacks
+              or self.autoattack_version in ("custom", "rand"),
+              "`autoattack_attacks` names the attacks of version custom or rand; "
+              f"{self.autoattack_version!r} runs its own. "
+              f"Received: autoattack_attacks={list(self.autoattack_attacks)}")
         check(all(name in AUTOATTACK_COMPONENTS for name in self.autoattack_attacks),
               f"`autoattack_attacks` must be from {AUTOATTACK_COMPONENTS}. "
               f"Received: autoattack_attacks={list(self.autoattack_attacks)}")

@@ -50,9 +50,11 @@ def define_eval_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_enum("version", "standard", list(AUTOATTACK_VERSIONS),
                       "AutoAttack's version: standard (APGD-CE, APGD-T, FAB-T, Square), plus "
                       "(APGD-CE, APGD-DLR, FAB with 5 restarts each, Square, APGD-T, FAB-T), "
-                      "rand (APGD-CE, APGD-DLR with EoT; randomized models) or custom "
-                      "(--autoattack_attacks).", **define)
-    flags.DEFINE_list("autoattack_attacks", [], "The custom version's attacks, in order "
+                      "rand (APGD-CE, APGD-DLR with EoT; randomized models; "
+                      "--autoattack_attacks replaces them) or custom (--autoattack_attacks).",
+                      **define)
+    flags.DEFINE_list("autoattack_attacks", [], "The custom version's attacks, or rand's "
+                      "instead of APGD-CE and APGD-DLR, in order "
                       f"({', '.join(AUTOATTACK_COMPONENTS)}).", **define)
     flags.DEFINE_integer("autoattack_iterations", 100, "APGD and FAB steps in AutoAttack.",
                          **define)

@@ -11,8 +11,8 @@ that `run_evaluation` uses as it is (nothing is read twice).
 import dataclasses
 import os
 
-from tf_atalp.attacks import APGD, FAB, FABTargeted, PGD, Restarts, Square
-from tf_atalp.attacks.autoattack import TARGET_CLASSES
+from tf_atalp.attacks import PGD, Restarts
+from tf_atalp.attacks.autoattack import build_component, check_num_classes, version_components
 from tf_atalp.data import DataConfig, validate_data_config
 from tf_atalp.evaluation.config import (
     DEFAULT_EOT_SAMPLES, DEFAULT_RANDOM_DRAWS, PAPER_EPSILONS, EvalConfig)
@@ -95,22 +95,12 @@ class PreparedEvaluation:
     def attacks(self) -> list:
         """One untargeted attack per epsilon (with its restarts), each of max(iterations) steps."""
         config = self.config
-        if config.attack == "fab":  # FAB restarts itself (the first run from the image)
-            return [FAB(epsilon, iterations=max(config.iterations), restarts=config.restarts)
-                    for epsilon in self.epsilons]
-        if config.attack == "fab-t":
-            return [FABTargeted(epsilon, iterations=max(config.iterations),
-                                target_classes=TARGET_CLASSES, restarts=config.restarts)
-                    for epsilon in self.epsilons]
-        if config.attack == "square":
-            return [Restarts(Square(epsilon, queries=max(config.iterations)), config.restarts)
-                    for epsilon in self.epsilons]
-        if config.attack != "pgd":
-            return [Restarts(APGD(epsilon, iterations=max(config.iterations),
-                                  loss="dlr" if config.attack == "apgd-dlr" else "ce",
-                                  target_classes=TARGET_CLASSES
-                                  if config.attack == "apgd-t" else 0,
-                                  random_start=config.random_start), config.restarts)
+        if config.attack != "pgd":  # APGD, FAB, Square: built as AutoAttack builds them
+            # (Square's schedule stretched over its queries, the Square paper's, as a
+            # single attack; APGD's start as --random_start says).
+            return [build_component(config.attack, epsilon, iterations=max(config.iterations),
+                                    queries=max(config.iterations), restarts=config.restarts,
+                                    random_start=config.random_start, rescale_schedule=True)
                     for epsilon in self.epsilons]
         return [Restarts(PGD(epsilon=epsilon, step_size=config.step_size,
                              iterations=max(config.iterations),
@@ -193,5 +183,8 @@ def prepare_evaluation(config: EvalConfig, check_outputs: bool = True) -> Prepar
         image_size, num_classes = run_config.data.image_size, run_config.model.num_classes
     else:  # Known only once the model is loaded; the rest can be checked now.
         image_size, num_classes = MIN_IMAGE_SIZE, None
+    if config.attack == "autoattack" and num_classes is not None:
+        check_num_classes(version_components(config.autoattack_version,
+                                             config.autoattack_attacks), num_classes)
     validate_data_config(prepared.data_config(image_size, num_classes))
     return prepared

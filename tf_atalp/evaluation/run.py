@@ -101,7 +101,7 @@ def _attack_summary(config) -> str:
 
 
 def _autoattack(prepared: PreparedEvaluation, model, dataset) -> dict:
-    """AutoAttack at every epsilon, with a line per finished batch."""
+    """AutoAttack at every epsilon, with a line per finished epsilon."""
     config = prepared.config
     if prepared.randomization is not None and config.autoattack_version != "rand":
         logging.warning("The model is randomized (%s): AutoAttack's version 'rand' (EoT) is the "
@@ -109,7 +109,7 @@ def _autoattack(prepared: PreparedEvaluation, model, dataset) -> dict:
 
     def progress(epsilon, done, total):
         report(f"AutoAttack {config.autoattack_version}, epsilon {epsilon:g}: "
-               f"batch {done}/{total} done.")
+               f"epsilon {done}/{total} done.")
     eot_samples = 1
     if config.autoattack_version == "rand":  # an explicit --eot_samples wins; else at least 20
         eot_samples = config.eot_samples or max(prepared.eot_samples, 20)
