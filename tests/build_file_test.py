@@ -1,18 +1,19 @@
 """BUILD is kept in step with the code: parsed as Python (Starlark) with `ast`.
 
 Fails when a module, test or entry point has no target, when a target names
-a file that is gone, or when a module imports a tf_atalp module that its
-target does not depend on.
+a file that is gone, or when a module imports a tf_atalp (or tests helper)
+module that its target does not depend on. The imports are read by
+tools/update_build.py's walker, the one BUILD is generated from.
 """
 
 import ast
 import glob
+import importlib.util
 import os
 import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RULES = ("py_library", "py_test", "py_binary")
-THIRD_PARTY = {"tensorflow", "keras", "numpy", "absl", "tensorflow_datasets"}
 
 
 def parse_build():
@@ -38,32 +39,21 @@ def _literal(node):
     return node.value
 
 
-def tf_atalp_imports(path):
-    """The tf_atalp modules a file imports, as repository paths."""
-    with open(path) as f:
-        tree = ast.parse(f.read(), path)
-    modules = set()
-    for node in ast.walk(tree):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        for name in names:
-            if name.split(".")[0] == "tf_atalp":
-                module = resolve_module(name)
-                if module:
-                    modules.add(module)
-    return modules
+def _update_build():
+    """tools/update_build.py as a module: its import walker is the one BUILD is made from."""
+    spec = importlib.util.spec_from_file_location(
+        "update_build", os.path.join(ROOT, "tools", "update_build.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def resolve_module(dotted):
-    """The .py file of a dotted name (a module or a package's __init__), or None."""
-    base = os.path.join(*dotted.split("."))
-    for candidate in (base + ".py", os.path.join(base, "__init__.py")):
-        if os.path.exists(os.path.join(ROOT, candidate)):
-            return candidate
-    return None
+UPDATE_BUILD = _update_build()
+
+
+def repository_imports(path):
+    """The tf_atalp and tests modules a file imports, as repository paths."""
+    return UPDATE_BUILD.imports(path)[0]
 
 
 class BuildFileTest(unittest.TestCase):
@@ -106,7 +96,7 @@ class BuildFileTest(unittest.TestCase):
                 self.assertEqual(local - set(libraries), set(), f"{name}: unknown deps")
                 needed = set()
                 for source in target.get("srcs", []):
-                    for module in tf_atalp_imports(os.path.join(ROOT, source)):
+                    for module in repository_imports(source):
                         owner_rule, owner_name = self.owner.get(module, (None, None))
                         self.assertEqual(owner_rule, "py_library", f"{module} has no library")
                         if owner_name != name:

@@ -84,6 +84,13 @@ class InputGradientPenaltyTest(tf.test.TestCase):
         with self.assertRaisesRegex(ValueError, "`igr_lambda` must be >= 0"):
             get_defense("igr", igr_lambda=-1.0)
 
+    def test_the_default_lambda_carries_its_measured_underfitting_caveat(self):
+        (caveat,) = get_defense("igr").caveats()
+        self.assertIn("underfit", caveat)
+        self.assertIn("--igr_lambda=1", caveat)
+        self.assertEqual(get_defense("igr", igr_lambda=1.0).caveats(), ())
+        self.assertEqual(get_defense("pat").caveats(), ())
+
     def test_keras_model_with_dict_outputs(self):
         keras.utils.set_random_seed(0)
         inputs = keras.Input((2, 2, 3))

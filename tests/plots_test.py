@@ -10,7 +10,7 @@ from absl.testing import parameterized
 from tests.evaluation_fixtures import temporary_folder
 from tf_atalp.model_dir import ROBUST_ACCURACY_FILE, RUN_CONFIG_FILE
 from tf_atalp.plots import (
-    plot_accuracy_vs_steps, plot_training_curves, read_history, training_curves_figure)
+    history_series, plot_accuracy_vs_steps, plot_training_curves, training_curves_figure)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FULL_HISTORY = (
@@ -114,10 +114,10 @@ class PlotsTest(tf.test.TestCase, parameterized.TestCase):
         lines = accuracy_lines(training_curves_figure(self.write("history.csv", ROBUST_HISTORY)))
         self.assertIn("val_robust_accuracy", lines)
 
-    def test_read_history_keeps_every_numeric_cell(self):
+    def test_history_series_keeps_every_numeric_cell(self):
         path = self.write("history.csv",
                           "epoch,loss,val_loss,lr,note\n1,2.0,,0.1,x\n2,1.5,oops,0.1,y\nz,1,1,1,1\n")
-        self.assertEqual(read_history(path), {"loss": [(1.0, 2.0), (2.0, 1.5)],
+        self.assertEqual(history_series(path), {"loss": [(1.0, 2.0), (2.0, 1.5)],
                                               "lr": [(1.0, 0.1), (2.0, 0.1)]})
 
     @parameterized.named_parameters(

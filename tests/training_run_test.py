@@ -8,6 +8,7 @@ import tensorflow as tf
 from tf_atalp.attacks import PGDConfig
 from tf_atalp.data import DataConfig
 from tf_atalp.defenses import get_defense
+from tf_atalp.model_dir import keep_history_up_to
 from tf_atalp.training import run
 from tf_atalp.training.config import ModelConfig, RunConfig, TrainConfig
 
@@ -25,18 +26,18 @@ class KeepHistoryTest(tf.test.TestCase):
     def test_rows_after_the_last_committed_epoch_and_torn_rows_are_dropped(self):
         # Epoch 3's row was written before a kill (not backed up); a full disk cut a row short.
         path = self.history(HEADER + "1,0.9,0.8\n2,0.7,0.6\n3,0.5,0.4\n1")
-        run._keep_history_up_to(path, 2)
+        keep_history_up_to(path, 2)
         with open(path) as f:
             self.assertEqual(f.read().replace("\r\n", "\n"), HEADER + "1,0.9,0.8\n2,0.7,0.6\n")
         path = self.history(HEADER + "1,0.9,0.8\n2,0.7")  # torn: too few fields
-        run._keep_history_up_to(path, 2)
+        keep_history_up_to(path, 2)
         with open(path) as f:
             self.assertEqual(f.read().replace("\r\n", "\n"), HEADER + "1,0.9,0.8\n")
 
     def test_a_whole_history_is_left_as_it_is(self):
         text = HEADER + "1,0.9,0.8\n"
         path = self.history(text)
-        run._keep_history_up_to(path, 1)
+        keep_history_up_to(path, 1)
         with open(path) as f:
             self.assertEqual(f.read(), text)
 

@@ -6,8 +6,11 @@ One place, so neither side imports the other for a file name.
 """
 
 import csv
+import io
 import json
 import os
+
+from tf_atalp.io_utils import atomic_write_text
 
 RUN_CONFIG_FILE = "run_config.json"  # the resolved RunConfig
 FLAGFILE = "train.flags"  # a flagfile that reproduces the run
@@ -61,6 +64,37 @@ def read_history(history_path: str) -> list[dict[str, str]]:
         return []
     with open(history_path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def keep_history_up_to(history_path: str, finished: int) -> None:
+    """Drops rows of epochs after `finished` (written before a kill, not backed up) and
+    rows cut short (a kill or a full disk in the write)."""
+    rows = read_history(history_path)
+    kept = [row for row in rows if None not in row and None not in row.values()
+            and row["epoch"].isdigit() and int(row["epoch"]) <= finished]
+    if len(kept) == len(rows):
+        return
+    if not kept:
+        os.remove(history_path)
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(kept[0]))
+    writer.writeheader()
+    writer.writerows(kept)
+    atomic_write_text(history_path, buffer.getvalue())
+
+
+def last_epoch_metrics(rows: list[dict[str, str]]) -> dict:
+    """The metrics of the last finished epoch, from the rows of history.csv."""
+    if not rows:
+        return {}
+    return {key: float(value) for key, value in rows[-1].items()
+            if key != "epoch" and value not in ("", "NA", None)}
+
+
+def total_training_seconds(rows: list[dict[str, str]]) -> float:
+    """Wall time of every finished epoch (rows of history.csv), over all processes of the run."""
+    return sum(float(row.get("epoch_seconds") or 0.0) for row in rows)
 
 
 def read_robust_accuracy_record(folder: str) -> dict | None:

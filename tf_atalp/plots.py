@@ -16,7 +16,7 @@ from matplotlib.ticker import MaxNLocator
 from tf_atalp.defenses import defense_from_config
 from tf_atalp.io_utils import atomic_save
 from tf_atalp.model_dir import RUN_CONFIG_FILE
-from tf_atalp.model_dir import read_history as read_history_rows
+from tf_atalp.model_dir import read_history
 from tf_atalp.model_dir import read_robust_accuracy_record
 
 # history.csv columns (Keras CSVLogger of the trainer) drawn in each panel, in order; the
@@ -44,7 +44,7 @@ def loss_columns(folder: str) -> tuple[str, ...]:
     return (TOTAL_LOSS_COLUMNS[0], *terms, TOTAL_LOSS_COLUMNS[1])
 
 
-def read_history(history_csv: str) -> dict[str, list[tuple[float, float]]]:
+def history_series(history_csv: str) -> dict[str, list[tuple[float, float]]]:
     """{column: [(epoch, value), ...]} of every column of a Keras CSVLogger file.
 
     Empty or non-numeric cells are left out (and a column with none left);
@@ -55,7 +55,7 @@ def read_history(history_csv: str) -> dict[str, list[tuple[float, float]]]:
     """
     if not os.path.isfile(history_csv):
         raise ValueError(f"`history_csv` must be an existing file. Received: {history_csv!r}")
-    rows = read_history_rows(history_csv)
+    rows = read_history(history_csv)
     if not rows:
         raise ValueError(f"`history_csv` has no rows. Received: {history_csv!r}")
     series = {}
@@ -98,7 +98,7 @@ def plot_training_curves(history_csv: str, output_png: str) -> str:
 
 def training_curves_figure(history_csv: str) -> Figure:
     """The Figure `plot_training_curves` draws (axes: losses, accuracies)."""
-    series = read_history(history_csv)
+    series = history_series(history_csv)
     folder = os.path.dirname(os.path.abspath(history_csv))
     labels = {ROBUST_ACCURACY_COLUMN: robust_accuracy_label(read_robust_accuracy_record(folder))}
     figure = Figure(figsize=(11, 4.5), dpi=DPI, layout="constrained")

@@ -96,6 +96,10 @@ class Defense:
         training: Fast-AT, Free-AT; Wong et al. 2020)."""
         return False
 
+    def caveats(self) -> tuple[str, ...]:
+        """Measured warnings about these settings, printed when a run starts (none here)."""
+        return ()
+
     def uses(self, which: str) -> bool:
         """Whether any term needs the CLEAN or ADVERSARIAL forward pass."""
         return any(which in term.needs for term in self.loss_terms())

@@ -27,10 +27,8 @@ SavedModel export) or a full disk leaves the last committed epoch whole: a
 full disk ends with NoSpaceError naming the file and that checkpoint.
 """
 
-import csv
 import dataclasses
 import hashlib
-import io
 import json
 import math
 import os
@@ -52,7 +50,8 @@ from tf_atalp.io_utils import (
 from tf_atalp.model_dir import (
     ATTENTION_LOGS_DIR, BACKUP_DIR, CHECKPOINT_PATTERN, CHECKPOINTS_DIR, CLASS_NAMES_FILE, FLAGFILE, HISTORY_FILE,
     LOGS_DIR, MODEL_FILE, ROBUST_ACCURACY_FILE, RUN_CONFIG_FILE, SAVED_MODEL_DIR,
-    TRAIN_RESULTS_FILE, TRAINING_CURVES_FILE, finished_epochs, read_history)
+    TRAIN_RESULTS_FILE, TRAINING_CURVES_FILE, finished_epochs, keep_history_up_to,
+    last_epoch_metrics, read_history, total_training_seconds)
 from tf_atalp.models import build_applications_resnet, build_resnet
 from tf_atalp.output_checks import check_output_dir, check_output_file
 from tf_atalp.plots import plot_training_curves
@@ -340,42 +339,6 @@ def _callbacks(config: RunConfig, counter: EpochCounter, role: WorkerRole,
     ]
 
 
-def _keep_history_up_to(history_path: str, finished: int) -> None:
-    """Drops rows of epochs after `finished` (written before a kill, not backed up) and
-    rows cut short (a kill or a full disk in the write)."""
-    rows = read_history(history_path)
-    kept = [row for row in rows if None not in row and None not in row.values()
-            and row["epoch"].isdigit() and int(row["epoch"]) <= finished]
-    if len(kept) == len(rows):
-        return
-    if not kept:
-        os.remove(history_path)
-        return
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(kept[0]))
-    writer.writeheader()
-    writer.writerows(kept)
-    atomic_write_text(history_path, buffer.getvalue())
-
-
-def last_epoch_metrics(rows: list[dict[str, str]]) -> dict:
-    """The metrics of the last finished epoch, from the rows of history.csv."""
-    if not rows:
-        return {}
-    return {key: float(value) for key, value in rows[-1].items()
-            if key != "epoch" and value not in ("", "NA", None)}
-
-
-def total_training_seconds(rows: list[dict[str, str]]) -> float:
-    """Wall time of every finished epoch (rows of history.csv), over all processes of the run."""
-    return sum(float(row.get("epoch_seconds") or 0.0) for row in rows)
-
-
-def save_keras_model_atomically(network: keras.Model, path: str) -> None:
-    """Saves to a temporary .keras file in the same folder, then renames."""
-    atomic_save(path, network.save)
-
-
 def _write_run_files(prepared: PreparedRun, flagfile_text: str | None) -> None:
     """run_config.json, train.flags and class_names.json: written once every check passed."""
     config, model_dir = prepared.config, prepared.config.train.model_dir
@@ -496,6 +459,9 @@ def _train(prepared: PreparedRun, role: WorkerRole, write_dir: str, verbose) -> 
     config = prepared.config
     model_dir = config.train.model_dir
     report(summaries.dataset_summary(config.data, prepared.info, prepared.steps_per_epoch))
+    for caveat in config.defense.caveats():
+        logging.warning("%s", caveat)
+        report(f"Note: {caveat}")
     precision = resolve_precision(config.train.mixed_precision, config.train.strategy)
     logging.info("Mixed precision: %s (%s)", precision.policy, precision.reason)
     report(f"Precision: {precision.policy} ({precision.reason})")
@@ -512,7 +478,7 @@ def _train(prepared: PreparedRun, role: WorkerRole, write_dir: str, verbose) -> 
                                                 prepared.steps_per_epoch)
         network, trainer = _build_trainer(prepared, strategy)
         history_path = os.path.join(write_dir, HISTORY_FILE)
-        _keep_history_up_to(history_path, prepared.finished_epochs)
+        keep_history_up_to(history_path, prepared.finished_epochs)
         if prepared.finished_epochs:
             report(f"Resuming from epoch {prepared.finished_epochs + 1} of "
                    f"{config.train.epochs}: epochs 1-{prepared.finished_epochs} are restored "
@@ -527,7 +493,7 @@ def _train(prepared: PreparedRun, role: WorkerRole, write_dir: str, verbose) -> 
         if not role.is_chief:
             return {"worker": role.index, "epochs_run_by_this_process": len(history.epoch),
                     "seconds_this_process": round(seconds, 1)}
-        save_keras_model_atomically(network, os.path.join(model_dir, MODEL_FILE))
+        atomic_save(os.path.join(model_dir, MODEL_FILE), network.save)
         if config.train.export_saved_model:
             export_dir = os.path.join(model_dir, SAVED_MODEL_DIR)
             with writing(export_dir):

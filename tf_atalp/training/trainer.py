@@ -16,9 +16,11 @@ unless `attack_batchnorm_training`), runs the passes the defense's terms
 need (clean and adversarial as one concatenated batch when both are needed:
 one forward, shared BatchNorm statistics), and hands over to Keras:
 `compute_loss` sums the defense's weighted terms, `L = sum_i weight_i *
-term_i`, scaled for the replicas; Keras' loss tracker, loss scaling
-(mixed precision) and `compile(metrics=...)` do the rest, as in
-keras/src/distillation/distiller.py.
+term_i`, scaled for the replicas; loss scaling (mixed precision) and
+`compile(metrics=...)` are Keras', the "loss" tracker is the trainer's own
+(`loss_tracker`, in place of Keras' in `metrics`), as the trackers of
+keras/src/distillation/distiller.py are: only Keras' public API is used,
+except `_maybe_symbolic_build` (keras-team/keras#20585, below).
 
 The defense chooses the step strategy, not a branch of train_step: the
 attack it runs (`defense.training_attack(attack)`: TRADES' KL objective,
@@ -123,6 +125,7 @@ class AdversarialTrainer(keras.Model):
         self._terms = defense.loss_terms()
         self._uses_clean = defense.uses(CLEAN)
         self._uses_adversarial = defense.uses(ADVERSARIAL)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
         self.term_trackers = {t.name: keras.metrics.Mean(name=t.name) for t in self._terms}
         self.clean_accuracy = keras.metrics.SparseCategoricalAccuracy(name="clean_accuracy")
         self.adversarial_accuracy = keras.metrics.SparseCategoricalAccuracy(
@@ -232,9 +235,9 @@ class AdversarialTrainer(keras.Model):
             if watch_adversarial:
                 tape.watch(adversarial)
             outputs = self._forward_pair(images, adversarial, training=True)
-            loss = self._compute_loss(x=x, y=labels, y_pred=outputs, sample_weight=sample_weight,
-                                      training=True)
-            self._loss_tracker.update_state(loss * _replicas(),
+            loss = self.compute_loss(x=x, y=labels, y_pred=outputs, sample_weight=sample_weight,
+                                     training=True)
+            self.loss_tracker.update_state(loss * _replicas(),
                                             sample_weight=tf.shape(images)[0])
             scaled = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
@@ -283,7 +286,7 @@ class AdversarialTrainer(keras.Model):
         images = tf.cast(images, tf.float32)
         labels = tf.cast(labels, tf.int32)
         logits = self(images, training=False)
-        self._loss_tracker.update_state(losses.cross_entropy(labels, logits),
+        self.loss_tracker.update_state(losses.cross_entropy(labels, logits),
                                         sample_weight=tf.shape(images)[0])
         self.clean_accuracy.update_state(labels, logits)
         if self.eval_attack is not None:
@@ -292,6 +295,12 @@ class AdversarialTrainer(keras.Model):
         results = self.compute_metrics(images, labels, logits)
         return self._select(results, terms=False, clean=True,
                             adversarial=self.eval_attack is not None)
+
+    @property
+    def metrics(self) -> list:
+        """Keras' metrics, with `loss_tracker` first in place of Keras' own "loss" tracker."""
+        return [self.loss_tracker] + [metric for metric in super().metrics
+                                      if metric.name != self.loss_tracker.name]
 
     def _select(self, results: dict, *, terms: bool, clean: bool, adversarial: bool) -> dict:
         """The metric results that this step measured (others are left out of the logs)."""
