@@ -3,6 +3,7 @@
 import contextlib
 import glob
 import io
+import math
 import os
 import tempfile
 
@@ -16,9 +17,10 @@ from tf_atalp.data import DataConfig, make_dataset
 from tf_atalp.data.subset import balanced_subset, split_labels
 from tf_atalp.data.synthetic import make_synthetic_arrays
 from tf_atalp.defenses import get_defense
+from tf_atalp.model_dir import last_epoch_metrics, read_history
 from tf_atalp.models import with_feature_outputs
 from tf_atalp.training import AdversarialTrainer
-from tf_atalp.training.callbacks import AttentionMaps, RobustAccuracy
+from tf_atalp.training.callbacks import AttentionMaps, HistoryCSV, RobustAccuracy
 
 IMAGE_SIZE = 16
 NUM_CLASSES = 4
@@ -166,11 +168,23 @@ class RobustAccuracyTest(tf.test.TestCase):
         model = user_model()
         model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(
             from_logits=True))
-        history = model.fit(images, labels, epochs=4, batch_size=32, verbose=0, callbacks=[
+        csv_path = os.path.join(self.get_temp_dir(), "every_n", "history.csv")
+        os.makedirs(os.path.dirname(csv_path))
+        history = model.fit(images, labels, epochs=5, batch_size=32, verbose=0, callbacks=[
             RobustAccuracy(tf.data.Dataset.from_tensor_slices((images, labels)).batch(16),
-                           PGD(0.03, 0.01, 2), every_n_epochs=2)])
-        # Keras' History keeps a key from its first appearance (epoch 2 here).
-        self.assertLen(history.history["val_robust_accuracy"], 2)
+                           PGD(0.03, 0.01, 2), every_n_epochs=2),
+            HistoryCSV(csv_path, columns=("val_robust_accuracy",))])
+        # Measured after epochs 2 and 4 and the last (5); Keras' History lists those.
+        self.assertLen(history.history["val_robust_accuracy"], 3)
+        # history.csv has the column from epoch 1, nan where it was not measured.
+        rows = read_history(csv_path)
+        self.assertEqual([row["epoch"] for row in rows], ["1", "2", "3", "4", "5"])
+        measured = [math.isfinite(float(row["val_robust_accuracy"])) for row in rows]
+        self.assertEqual(measured, [False, True, False, True, True])
+        self.assertAllClose([float(rows[i]["val_robust_accuracy"]) for i in (1, 3, 4)],
+                            history.history["val_robust_accuracy"])
+        self.assertIn("val_robust_accuracy", last_epoch_metrics(rows))
+        self.assertNotIn("val_robust_accuracy", last_epoch_metrics(rows[:3]))
 
     def test_errors(self):
         images, labels = data(8)

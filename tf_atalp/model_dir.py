@@ -8,6 +8,7 @@ One place, so neither side imports the other for a file name.
 import csv
 import io
 import json
+import math
 import os
 
 from tf_atalp.io_utils import atomic_write_text
@@ -85,11 +86,13 @@ def keep_history_up_to(history_path: str, finished: int) -> None:
 
 
 def last_epoch_metrics(rows: list[dict[str, str]]) -> dict:
-    """The metrics of the last finished epoch, from the rows of history.csv."""
+    """The metrics of the last finished epoch, from the rows of history.csv (a metric
+    not measured that epoch, empty, NA or nan, is left out)."""
     if not rows:
         return {}
-    return {key: float(value) for key, value in rows[-1].items()
-            if key != "epoch" and value not in ("", "NA", None)}
+    metrics = {key: float(value) for key, value in rows[-1].items()
+               if key != "epoch" and value not in ("", "NA", None)}
+    return {key: value for key, value in metrics.items() if math.isfinite(value)}
 
 
 def total_training_seconds(rows: list[dict[str, str]]) -> float:

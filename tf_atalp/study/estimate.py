@@ -82,14 +82,15 @@ def measure_gradient_pass(run_config, batch_size: int) -> float:
 
 def training_seconds(run_config, steps_per_epoch: int, step: float, gradient_pass: float,
                      evaluation_batch: int = 64) -> float:
-    """A train_main run: its steps, plus the per-epoch RobustAccuracy PGD, plus start-up."""
+    """A train_main run: its steps, plus the RobustAccuracy PGD (every n epochs and the
+    last), plus start-up."""
     train = run_config.train
     epochs = train.epochs
     watching = 0.0
     if run_config.robust_accuracy_attack is not None and train.robust_accuracy_every:
         batches = math.ceil(train.robust_accuracy_examples / evaluation_batch)
-        watching = (epochs // train.robust_accuracy_every) * batches * \
-            train.robust_accuracy_iterations * gradient_pass
+        measured = math.ceil(epochs / train.robust_accuracy_every)  # and the last epoch
+        watching = measured * batches * train.robust_accuracy_iterations * gradient_pass
     return START_SECONDS + epochs * steps_per_epoch * step + watching
 
 

@@ -18,6 +18,7 @@ a line per cell says which one runs, how many are done and the time left.
 
 import dataclasses
 import json
+import math
 import os
 import time
 
@@ -255,14 +256,21 @@ CURVE_COLUMNS = ("val_robust_accuracy", "val_clean_accuracy", "adversarial_accur
                  "clean_accuracy", "epoch_seconds")
 
 
+def _finite_or_none(cell: str | None) -> float | None:
+    """A history.csv cell as a float; None where empty or nan (an epoch not measured)."""
+    if cell in (None, ""):
+        return None
+    value = float(cell)
+    return value if math.isfinite(value) else None
+
+
 def _curves(model_dir: str) -> dict[str, list]:
     """The per-epoch columns of history.csv the report draws ({column: [value per epoch]})."""
     rows = read_history(os.path.join(model_dir, HISTORY_FILE))
     curves = {"epoch": [int(row["epoch"]) for row in rows]}
     for name in CURVE_COLUMNS:
         if rows and rows[0].get(name) not in (None, ""):
-            curves[name] = [float(row[name]) if row.get(name) not in (None, "") else None
-                            for row in rows]
+            curves[name] = [_finite_or_none(row.get(name)) for row in rows]
     return curves
 
 

@@ -54,11 +54,22 @@ class HistoryCSV(keras.callbacks.CSVLogger):
     """`keras.callbacks.CSVLogger` numbering epochs from 1, as the
     `epoch_NNN.weights.h5` checkpoints are (Keras counts from 0).
 
+    `columns`: keys that some epochs' logs lack (a callback that runs every
+    n epochs, such as RobustAccuracy); they are written as `nan` where
+    missing, so the column exists from the first row (CSVLogger fixes its
+    columns at the first epoch) and each row stays one epoch.
+
     A failed write (a full disk) closes the file, dropping the unwritten
     row, and raises NoSpaceError naming it; the file keeps what was written.
     """
 
+    def __init__(self, filename: str, separator: str = ",", append: bool = False,
+                 columns: tuple[str, ...] = ()):
+        super().__init__(filename, separator=separator, append=append)
+        self.columns = tuple(columns)
+
     def on_epoch_end(self, epoch, logs=None):
+        logs = {**{column: float("nan") for column in self.columns}, **(logs or {})}
         try:
             with writing(self.filename):
                 super().on_epoch_end(epoch + 1, logs)
@@ -84,10 +95,12 @@ def _check_every(every_n_epochs) -> int:
 class RobustAccuracy(keras.callbacks.Callback):
     """White-box accuracy under `attack` on held-out data, added to the epoch logs.
 
-    After every `every_n_epochs`-th epoch it attacks `self.model` (in
-    inference mode) on the same images and writes `logs[name]` (default
-    "val_robust_accuracy"): the fraction classified correctly on the
-    attack's final images. The images are a class-balanced subset of `data`
+    After every `every_n_epochs`-th epoch, and after the last epoch of the
+    `fit`, it attacks `self.model` (in inference mode) on the same images
+    and writes `logs[name]` (default "val_robust_accuracy"): the fraction
+    classified correctly on the attack's final images. Other epochs' logs
+    lack the key (EarlyStopping and ModelCheckpoint skip them; Keras'
+    History then lists only the measured epochs). The images are a class-balanced subset of `data`
     (`tf_atalp.data.subset`: classes take turns, so a class-sorted split
     gives every class its share), chosen and read into memory once, when the
     callback is made. Later callbacks and `history` see the value, so
@@ -160,7 +173,8 @@ class RobustAccuracy(keras.callbacks.Callback):
         return correct / self.num_examples
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None and _due(epoch, self.every_n_epochs):
+        last = epoch + 1 == (self.params or {}).get("epochs")
+        if logs is not None and (_due(epoch, self.every_n_epochs) or last):
             logs[self.name] = self.robust_accuracy()
             if self.verbose:
                 print(f"\nEpoch {epoch + 1}: {self.name} {logs[self.name]:.4f} "

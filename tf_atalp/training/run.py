@@ -325,11 +325,13 @@ def _callbacks(config: RunConfig, counter: EpochCounter, role: WorkerRole,
     robustness (its figures go into the chief's logs).
     """
     model_dir = config.train.model_dir
+    watching = _watching_callbacks(config) if role.is_chief else []
+    sometimes_logged = tuple(c.name for c in watching if isinstance(c, RobustAccuracy))
     return [
         SetDataEpoch(counter),
-        *(_watching_callbacks(config) if role.is_chief else []),  # add to the logs first
+        *watching,  # add to the logs first
         EpochTimer(),  # after them (their time counts), before the callbacks that record logs
-        HistoryCSV(os.path.join(write_dir, HISTORY_FILE), append=True),
+        HistoryCSV(os.path.join(write_dir, HISTORY_FILE), append=True, columns=sometimes_logged),
         EpochCheckpoint(os.path.join(write_dir, CHECKPOINTS_DIR, CHECKPOINT_PATTERN)),
         keras.callbacks.TensorBoard(os.path.join(write_dir, LOGS_DIR)),
         # Last: its commit says every write of the epoch before it is done, so an epoch
