@@ -1,6 +1,7 @@
 """Attacks as objects with one call: `attack.attack(model_fn, images, labels, seed=...)`.
 
-- `base.py`: the `Attack` protocol and `AttackResult`.
+- `base.py`: the `Attack` protocol, `AttackResult`, and `AttackBase` (what the
+  single attacks share: the epsilon check, `get_config`/`from_config`, `for_xla`).
 - `pgd.py`: L-inf `PGD` (Madry et al.; `PGDConfig` is the same class) and
   `FGSM`, plus the simple entry points `pgd(...)`, `fgsm(...)`,
   `pgd_from_config(...)`, `pgd_with_trace(...)`.
@@ -20,7 +21,7 @@ Pixel units on [0, 1] images throughout.
 
 from tf_atalp.attacks.apgd import APGD, dlr_loss, targeted_dlr_loss
 from tf_atalp.attacks.autoattack import AutoAttack, AutoAttackResult, masking_flags
-from tf_atalp.attacks.base import Attack, AttackResult, ModelFn
+from tf_atalp.attacks.base import Attack, AttackBase, AttackResult, ModelFn, for_xla
 from tf_atalp.attacks.composite import Restarts, WorstCase, restart_seed
 from tf_atalp.attacks.fab import FAB, FABTargeted
 from tf_atalp.attacks.model_fns import (
@@ -31,12 +32,12 @@ from tf_atalp.attacks.objectives import (
     OBJECTIVES, Objective, cross_entropy_objective, get_objective, kl_to_clean_objective,
     margin_objective)
 from tf_atalp.attacks.pgd import (
-    FGSM, PGD, PGDConfig, fgsm, for_xla, linf_project, pgd, pgd_from_config, pgd_with_trace,
+    FGSM, PGD, PGDConfig, fgsm, linf_project, pgd, pgd_from_config, pgd_with_trace,
     random_start)
 from tf_atalp.attacks.square import Square
 
 __all__ = [
-    "APGD", "Attack", "AttackResult", "AutoAttack", "AutoAttackResult",
+    "APGD", "Attack", "AttackBase", "AttackResult", "AutoAttack", "AutoAttackResult",
     "BackwardPassDifferentiableApproximation", "ExpectationOverTransformation", "FAB",
     "FABTargeted", "FGSM", "ModelFn", "ModelLogits", "OBJECTIVES", "Objective", "PGD", "PGDConfig",
     "Restarts", "Square", "WorstCase", "cross_entropy_objective", "dlr_loss",

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_atalp.attacks.base import (
-    AttackResult, check_images, checked_record_at, correct_predictions)
+    AttackBase, AttackResult, check_images, checked_record_at, correct_predictions)
 from tf_atalp.attacks.model_fns import objective_and_gradient
 from tf_atalp.attacks.pgd import linf_project, seed_tensor
 
@@ -167,7 +167,7 @@ def random_point_at_radius(clean: tf.Tensor, radius: float, seed) -> tf.Tensor:
 
 @keras.saving.register_keras_serializable(package="tf_atalp")
 @dataclasses.dataclass(frozen=True)
-class APGD:
+class APGD(AttackBase):
     """L-inf APGD-CE / APGD-DLR, or APGD-T with `target_classes` > 0.
 
     Attributes:
@@ -187,8 +187,7 @@ class APGD:
     random_start: bool = True
 
     def __post_init__(self):
-        if not 0.0 < self.epsilon <= 1.0:
-            raise ValueError(f"`epsilon` must be in (0, 1]. Received: epsilon={self.epsilon}")
+        super().__post_init__()
         if self.iterations < 1:
             raise ValueError(f"`iterations` must be >= 1. Received: {self.iterations}")
         if self.loss not in LOSSES:
@@ -275,13 +274,6 @@ class APGD:
         if self.target_classes:
             described["target_classes"] = self.target_classes
         return described
-
-    def get_config(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_config(cls, config: dict) -> "APGD":
-        return cls(**config)
 
 
 def apgd_total_steps(attack: APGD, num_classes: int) -> int:

@@ -26,7 +26,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_atalp.attacks.base import AttackResult, check_images, correct_predictions
+from tf_atalp.attacks.base import (
+    AttackBase, AttackResult, check_images, checked_record_at, correct_predictions)
 from tf_atalp.attacks.model_fns import (
     inference_logits, objective_and_gradient, training_logits)
 from tf_atalp.attacks.objectives import Objective, get_objective, objective_name
@@ -158,17 +159,6 @@ def _loop_count(iterations: int, unrolled: bool):
     return int(iterations) if unrolled else tf.constant(iterations, tf.int32)
 
 
-def for_xla(attack):
-    """`attack` as it must run inside an XLA-compiled function (a `jit_compile` train step).
-
-    Attacks with a `jit_compile` field get it set, so their loops unroll;
-    others are returned as they are.
-    """
-    if dataclasses.is_dataclass(attack) and getattr(attack, "jit_compile", True) is False:
-        return dataclasses.replace(attack, jit_compile=True)
-    return attack
-
-
 def _attack_labels(labels, targeted, target_labels):
     """The labels the objective is computed against."""
     if targeted:
@@ -182,7 +172,7 @@ def _attack_labels(labels, targeted, target_labels):
 
 @keras.saving.register_keras_serializable(package="tf_atalp")
 @dataclasses.dataclass(frozen=True)
-class PGD:
+class PGD(AttackBase):
     """L-inf PGD (Madry et al.): `iterations` signed-gradient steps, projected.
 
     Attributes:
@@ -218,9 +208,10 @@ class PGD:
     early_stop: bool = False
     start_noise: str = "uniform"
 
+    zero_epsilon_allowed = True  # epsilon 0: the clean accuracy through the same code
+
     def __post_init__(self):
-        if not 0.0 <= self.epsilon <= 1.0:
-            raise ValueError(f"`epsilon` must be in [0, 1]. Received: epsilon={self.epsilon}")
+        super().__post_init__()
         if not 0.0 < self.step_size <= 1.0:
             raise ValueError(
                 f"`step_size` must be in (0, 1]. Received: step_size={self.step_size}")
@@ -248,12 +239,7 @@ class PGD:
         when `targeted`. Callable inside a `tf.function`.
         """
         images = check_images(images)
-        if record_at is not None:
-            record_at = sorted(set(int(k) for k in record_at))
-            if not record_at or record_at[0] < 0 or record_at[-1] > self.iterations:
-                raise ValueError(
-                    f"`record_at` must lie in [0, iterations={self.iterations}]. "
-                    f"Received: record_at={record_at}")
+        record_at = checked_record_at(record_at, self.iterations)
         if self.early_stop and record_at is not None and tf.executing_eagerly():
             return self._attack_with_early_stop(
                 model_fn, images, _attack_labels(labels, self.targeted, target_labels), seed,
@@ -360,12 +346,7 @@ class PGD:
 
     def get_config(self) -> dict:
         """The fields, JSON-ready (the objective by name; ValueError for an unregistered one)."""
-        return {**{field.name: getattr(self, field.name) for field in dataclasses.fields(self)},
-                "objective": objective_name(self.objective)}
-
-    @classmethod
-    def from_config(cls, config: dict) -> "PGD":
-        return cls(**config)
+        return {**super().get_config(), "objective": objective_name(self.objective)}
 
 
 PGDConfig = PGD
@@ -373,7 +354,7 @@ PGDConfig = PGD
 
 @keras.saving.register_keras_serializable(package="tf_atalp")
 @dataclasses.dataclass(frozen=True)
-class FGSM:
+class FGSM(AttackBase):
     """FGSM (Goodfellow et al.): one signed-gradient step of size epsilon from the image.
 
     Attributes: `epsilon` in (0, 1], pixel units; `objective`, `targeted` and
@@ -386,8 +367,7 @@ class FGSM:
     jit_compile: bool = False
 
     def __post_init__(self):
-        if not 0.0 < self.epsilon <= 1.0:
-            raise ValueError(f"`epsilon` must be in (0, 1]. Received: epsilon={self.epsilon}")
+        super().__post_init__()
         # Checks the objective, and holds a registered one by name (as PGD does).
         object.__setattr__(self, "objective", self.as_pgd().objective)
 
@@ -404,13 +384,6 @@ class FGSM:
 
     def describe(self) -> dict:
         return {**self.as_pgd().describe(), "attack": "fgsm"}
-
-    def get_config(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_config(cls, config: dict) -> "FGSM":
-        return cls(**config)
 
 
 def _model_fn(model, training: bool):
