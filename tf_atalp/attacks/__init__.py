@@ -14,12 +14,13 @@
 - `model_fns.py`: what an attack is given: `inference_logits(model)`,
   `training_logits(model)`, `ExpectationOverTransformation(model_fn, samples)`,
   `BackwardPassDifferentiableApproximation(model_fn, transform)`.
-- `objectives.py`: `Objective`: cross-entropy, CW-margin and KL-to-clean (TRADES)
-  objectives.
+- `objectives.py`: `Objective`: the cross-entropy, CW-margin, KL-to-clean (TRADES)
+  and DLR objectives, by the names PGD and APGD both take (`OBJECTIVES`), and
+  `dlr_loss`, `targeted_dlr_loss`.
 Pixel units on [0, 1] images throughout.
 """
 
-from tf_atalp.attacks.apgd import APGD, dlr_loss, targeted_dlr_loss
+from tf_atalp.attacks.apgd import APGD
 from tf_atalp.attacks.autoattack import AutoAttack, AutoAttackResult, masking_flags
 from tf_atalp.attacks.base import Attack, AttackBase, AttackResult, ModelFn, for_xla
 from tf_atalp.attacks.composite import Restarts, WorstCase, restart_seed
@@ -29,8 +30,8 @@ from tf_atalp.attacks.model_fns import (
     expectation_over_transformation, inference_logits, objective_and_gradient,
     training_logits)
 from tf_atalp.attacks.objectives import (
-    OBJECTIVES, Objective, cross_entropy_objective, get_objective, kl_to_clean_objective,
-    margin_objective)
+    OBJECTIVES, Objective, cross_entropy_objective, dlr_loss, get_objective,
+    kl_to_clean_objective, margin_objective, targeted_dlr_loss)
 from tf_atalp.attacks.pgd import (
     FGSM, PGD, PGDConfig, fgsm, linf_project, pgd, pgd_from_config, pgd_with_trace,
     random_start)

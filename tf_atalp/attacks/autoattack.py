@@ -86,7 +86,7 @@ def build_component(name: str, epsilon: float, iterations: int = 100,
         return FABTargeted(epsilon, iterations, target_classes=TARGET_CLASSES,
                            restarts=restarts)
     if name == "apgd-ce":
-        attack = APGD(epsilon, iterations, loss="ce", random_start=random_start)
+        attack = APGD(epsilon, iterations, loss="cross_entropy", random_start=random_start)
     elif name == "apgd-dlr":
         attack = APGD(epsilon, iterations, loss="dlr", random_start=random_start)
     elif name == "apgd-t":
