@@ -2,9 +2,7 @@
 
 - `base.py`: the `Attack` protocol, `AttackResult`, and `AttackBase` (what the
   single attacks share: the epsilon check, `get_config`/`from_config`, `for_xla`).
-- `pgd.py`: L-inf `PGD` (Madry et al.; `PGDConfig` is the same class) and
-  `FGSM`, plus the simple entry points `pgd(...)`, `fgsm(...)`,
-  `pgd_from_config(...)`, `pgd_with_trace(...)`.
+- `pgd.py`: L-inf `PGD` (Madry et al.) and `FGSM`.
 - `apgd.py`: `APGD` (Croce & Hein 2020): APGD-CE, APGD-DLR and APGD-T.
 - `fab.py`: `FAB` and `FABTargeted` (FAB-T) (Croce & Hein 2020): minimal L-inf
   perturbations.
@@ -32,19 +30,16 @@ from tf_atalp.attacks.model_fns import (
 from tf_atalp.attacks.objectives import (
     OBJECTIVES, Objective, cross_entropy_objective, dlr_loss, get_objective,
     kl_to_clean_objective, margin_objective, targeted_dlr_loss)
-from tf_atalp.attacks.pgd import (
-    FGSM, PGD, PGDConfig, fgsm, linf_project, pgd, pgd_from_config, pgd_with_trace,
-    random_start)
+from tf_atalp.attacks.pgd import FGSM, PGD, linf_project, random_start
 from tf_atalp.attacks.square import Square
 
 __all__ = [
     "APGD", "Attack", "AttackBase", "AttackResult", "AutoAttack", "AutoAttackResult",
     "BackwardPassDifferentiableApproximation", "ExpectationOverTransformation", "FAB",
-    "FABTargeted", "FGSM", "ModelFn", "ModelLogits", "OBJECTIVES", "Objective", "PGD", "PGDConfig",
+    "FABTargeted", "FGSM", "ModelFn", "ModelLogits", "OBJECTIVES", "Objective", "PGD",
     "Restarts", "Square", "WorstCase", "cross_entropy_objective", "dlr_loss",
-    "expectation_over_transformation", "fgsm", "for_xla", "get_objective", "inference_logits",
-    "kl_to_clean_objective",
-    "linf_project", "margin_objective", "masking_flags", "objective_and_gradient", "pgd",
-    "pgd_from_config", "pgd_with_trace", "random_start", "restart_seed", "targeted_dlr_loss",
+    "expectation_over_transformation", "for_xla", "get_objective", "inference_logits",
+    "kl_to_clean_objective", "linf_project", "margin_objective", "masking_flags",
+    "objective_and_gradient", "random_start", "restart_seed", "targeted_dlr_loss",
     "training_logits",
 ]

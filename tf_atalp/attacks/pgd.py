@@ -13,10 +13,8 @@ Cost: `iterations` x (forward + input gradient); with a trace asked for
 (`record_at`), one more forward pass scores the final iterate; an objective
 that compares with the clean prediction (`kl_to_clean`) one forward pass more.
 
-`pgd(...)`, `fgsm(...)`, `pgd_from_config(...)` and `pgd_with_trace(...)`
-are the simple entry points: they take a Keras model (or any callable with a
-`training` argument) and run it in inference mode unless `training=True`.
-`PGDConfig` is another name of `PGD`.
+The model function says how the network runs: `inference_logits(model)`
+(BatchNorm frozen) or `training_logits(model)` (`tf_atalp.attacks.model_fns`).
 """
 
 import dataclasses
@@ -28,8 +26,7 @@ import tensorflow as tf
 
 from tf_atalp.attacks.base import (
     AttackBase, AttackResult, check_images, checked_record_at, correct_predictions)
-from tf_atalp.attacks.model_fns import (
-    inference_logits, objective_and_gradient, training_logits)
+from tf_atalp.attacks.model_fns import objective_and_gradient
 from tf_atalp.attacks.objectives import Objective, get_objective, objective_name
 
 START_NOISES = ("uniform", "gaussian")
@@ -349,8 +346,6 @@ class PGD(AttackBase):
         return {**super().get_config(), "objective": objective_name(self.objective)}
 
 
-PGDConfig = PGD
-
 
 @keras.saving.register_keras_serializable(package="tf_atalp")
 @dataclasses.dataclass(frozen=True)
@@ -384,71 +379,3 @@ class FGSM(AttackBase):
 
     def describe(self) -> dict:
         return {**self.as_pgd().describe(), "attack": "fgsm"}
-
-
-def _model_fn(model, training: bool):
-    return training_logits(model) if training else inference_logits(model)
-
-
-def pgd(model: Callable,
-        images: tf.Tensor,
-        labels: tf.Tensor,
-        epsilon: float,
-        step_size: float,
-        iterations: int,
-        random_start: bool = True,
-        *,
-        objective: str = "cross_entropy",
-        targeted: bool = False,
-        target_labels: tf.Tensor | None = None,
-        training: bool = False,
-        seed: int | None = None,
-        jit_compile: bool = False) -> tf.Tensor:
-    """L-inf PGD; returns float32 [N, H, W, C] adversarial images in [0, 1].
-
-    Args:
-      model: a callable (e.g. a Keras model) mapping [N, H, W, C] images in
-        [0, 1] to [N, K] logits, or to a dict holding "logits"; called with
-        `training=training`.
-      images: float [N, H, W, C] clean images in [0, 1].
-      labels: int [N] true labels (untargeted: the attack moves away from them).
-      epsilon, step_size: pixel units; iterations: number of steps.
-      random_start: start from a uniform draw in the epsilon-ball.
-      objective: "cross_entropy" or "margin".
-      targeted: if True, move towards `target_labels` (int [N]).
-      training: run the model in training mode (BatchNorm batch statistics).
-      seed: an int (or an int [2] tensor, as inside a train step) for a
-        reproducible random start; None draws a fresh one every call.
-      jit_compile: compile the loop with XLA.
-    """
-    attack = PGD(epsilon, step_size, iterations, random_start, objective, targeted, jit_compile)
-    return attack.attack(_model_fn(model, training), images, labels, seed=seed,
-                         target_labels=target_labels).adversarial_images
-
-
-def pgd_from_config(model, images, labels, config: PGD, *, target_labels=None, seed=None,
-                    training: bool = False) -> tf.Tensor:
-    """`pgd` with a `PGD` (`PGDConfig`); see `pgd`. Callable inside a `tf.function`."""
-    return config.attack(_model_fn(model, training), images, labels, seed=seed,
-                         target_labels=target_labels).adversarial_images
-
-
-def pgd_with_trace(model, images, labels, config: PGD, record_at: Sequence[int] | None = None,
-                   *, target_labels=None, seed=None, training: bool = False) -> AttackResult:
-    """PGD that also scores the iterates `record_at` (default: only the last).
-
-    One run of `config.iterations` steps gives the accuracy after each count
-    in `record_at` (e.g. 10, 20, ..., 200) and, per example, whether any
-    iterate was misclassified (`result.ever_misclassified`).
-    """
-    return config.attack(_model_fn(model, training), images, labels, seed=seed,
-                         record_at=record_at or [config.iterations], target_labels=target_labels)
-
-
-def fgsm(model, images, labels, epsilon: float, *, objective: str = "cross_entropy",
-         targeted: bool = False, target_labels=None, training: bool = False,
-         jit_compile: bool = False) -> tf.Tensor:
-    """FGSM (Goodfellow et al.): one step of size epsilon from the clean image."""
-    attack = FGSM(epsilon, objective, targeted, jit_compile)
-    return attack.attack(_model_fn(model, training), images, labels,
-                         target_labels=target_labels).adversarial_images
