@@ -16,7 +16,7 @@ from absl import app, flags
 import harness  # first: it puts the project on sys.path
 import keras
 
-from tf_atalp.attacks import PGDConfig
+from tf_atalp.attacks import PGD
 from tf_atalp.data.synthetic import make_synthetic_arrays
 from tf_atalp.defenses import get_defense
 from tf_atalp.models import GROUP_NAMES, build_resnet, with_feature_outputs
@@ -52,8 +52,8 @@ def train_and_measure(model_name, defense, data, epsilon, epochs):
     keras.utils.set_random_seed(0)
     network = make_model(model_name)
     trainer = AdversarialTrainer(
-        network, defense, attack=PGDConfig(epsilon, epsilon / 4, 5),
-        eval_attack=PGDConfig(epsilon, epsilon / 4, 20))
+        network, defense, attack=PGD(epsilon, epsilon / 4, 5),
+        eval_attack=PGD(epsilon, epsilon / 4, 20))
     trainer.compile(optimizer=keras.optimizers.Adam(3e-3))
     started = time.time()
     trainer.fit(train_x, train_y, batch_size=64, epochs=epochs, verbose=0)

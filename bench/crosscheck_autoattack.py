@@ -7,7 +7,7 @@ in both libraries on the same held-out images at two L-inf radii and writes
 the robust accuracies side by side to bench/results/autoattack_crosscheck.json:
 
     ours (tf_atalp)                     torchattacks 3.5.1
-    APGD(eps, 100, loss="ce")           APGD(steps=100, loss="ce")
+    APGD(eps, 100)                      APGD(steps=100, loss="ce")
     APGD(eps, 100, target_classes=9)    APGDT(steps=100, n_classes=10)  (9 targets)
     FABTargeted(eps, 100, 9)            FAB(steps=100, multi_targeted=True, n_classes=10)
     Square(eps, 5000, schedule of AA)   Square(n_queries=5000, resc_schedule=False)
@@ -129,7 +129,7 @@ def ours(name, model_fn, epsilon, images, labels, iterations, queries):
     if name == "autoattack-standard":
         return AutoAttack(model_fn, epsilon, version="standard", iterations=iterations,
                           queries=queries)(images, labels).robust
-    attack = {"apgd-ce": lambda: APGD(epsilon, iterations, loss="ce"),
+    attack = {"apgd-ce": lambda: APGD(epsilon, iterations),
               "apgd-t": lambda: APGD(epsilon, iterations, target_classes=9),
               "fab-t": lambda: FABTargeted(epsilon, iterations, target_classes=9),
               "square": lambda: Square(epsilon, queries=queries, rescale_schedule=False),

@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from tests.evaluation_fixtures import conv_data, conv_model
 from tf_atalp.attacks import PGD, inference_logits
-from tf_atalp.attacks.apgd import APGD, checkpoints, dlr_loss, targeted_dlr_loss
+from tf_atalp.attacks.apgd import APGD, checkpoints
+from tf_atalp.attacks.objectives import dlr_loss, get_objective, targeted_dlr_loss
 from tf_atalp.evaluation import evaluate_robustness
 
 
@@ -27,6 +28,11 @@ class DLRTest(tf.test.TestCase):
         labels = tf.constant([0, 1, 2, 3, 4])
         self.assertAllClose(dlr_loss(logits, labels), dlr_loss(3.0 * logits + 7.0, labels),
                             atol=1e-5)
+
+    def test_dlr_is_the_objective_called_dlr(self):
+        logits = tf.random.stateless_normal([5, 6], [3, 4])
+        labels = tf.constant([0, 1, 2, 3, 4])
+        self.assertAllClose(get_objective("dlr")(logits, labels), dlr_loss(logits, labels))
 
     def test_too_few_classes_are_refused(self):
         with self.assertRaisesRegex(ValueError, "at least 3 classes"):
@@ -129,6 +135,8 @@ class APGDTest(tf.test.TestCase):
     def test_bad_settings_are_refused(self):
         with self.assertRaisesRegex(ValueError, "loss"):
             APGD(0.1, loss="margin")
+        with self.assertRaisesRegex(ValueError, r'\("ce" is now "cross_entropy"\)'):
+            APGD(0.1, loss="ce")
         with self.assertRaisesRegex(ValueError, "epsilon"):
             APGD(0.0)
         with self.assertRaisesRegex(ValueError, "record_at"):

@@ -10,7 +10,7 @@ from tf_atalp.attacks.objectives import objective_name
 class ObjectivesTest(tf.test.TestCase):
 
     def test_registered_names(self):
-        self.assertEqual(OBJECTIVES, ("cross_entropy", "margin", "kl_to_clean"))
+        self.assertEqual(OBJECTIVES, ("cross_entropy", "margin", "kl_to_clean", "dlr"))
         self.assertTrue(get_objective("kl_to_clean").needs_clean_logits)
         self.assertFalse(get_objective("margin").needs_clean_logits)
 

@@ -8,7 +8,13 @@ from absl.testing import parameterized
 
 from tests.attack_fixtures import NUM_CLASSES, batch, conv_model, linear_model
 from tf_atalp import attacks
-from tf_atalp.attacks import PGDConfig
+from tf_atalp.attacks import FGSM, PGD
+
+
+def adversarial_images(attack, model, images, labels, *, training=False, **kwargs):
+    """`attack`'s images on `model`, run in inference mode unless `training`."""
+    model_fn = (attacks.training_logits if training else attacks.inference_logits)(model)
+    return attack.attack(model_fn, images, labels, **kwargs).adversarial_images
 
 
 class PGDTest(tf.test.TestCase, parameterized.TestCase):
@@ -21,10 +27,10 @@ class PGDTest(tf.test.TestCase, parameterized.TestCase):
         model = conv_model()
         images, labels = batch()
         target = (labels + 1) % NUM_CLASSES if targeted else None
-        adversarial = attacks.pgd(
-            model, images, labels, epsilon=epsilon, step_size=0.1, iterations=5,
-            random_start=random_start, objective=objective, targeted=targeted,
-            target_labels=target).numpy()
+        attack = PGD(epsilon=epsilon, step_size=0.1, iterations=5, random_start=random_start,
+                     objective=objective, targeted=targeted)
+        adversarial = adversarial_images(attack, model, images, labels,
+                                         target_labels=target).numpy()
         self.assertLessEqual(np.abs(adversarial - images).max(), epsilon + 1e-6)
         self.assertGreaterEqual(adversarial.min(), 0.0)
         self.assertLessEqual(adversarial.max(), 1.0)
@@ -34,8 +40,9 @@ class PGDTest(tf.test.TestCase, parameterized.TestCase):
     def test_raises_the_objective(self, objective):
         model, _, _ = linear_model()
         images, labels = batch()
-        adversarial = attacks.pgd(model, images, labels, epsilon=0.05, step_size=0.01,
-                                  iterations=10, objective=objective)
+        adversarial = adversarial_images(
+            PGD(epsilon=0.05, step_size=0.01, iterations=10, objective=objective),
+            model, images, labels)
         objective_fn = (attacks.cross_entropy_objective if objective == "cross_entropy"
                         else attacks.margin_objective)
         before = objective_fn(model(images), labels)
@@ -47,8 +54,8 @@ class PGDTest(tf.test.TestCase, parameterized.TestCase):
         model, _, _ = linear_model()
         images, labels = batch()
         target = (labels + 1) % NUM_CLASSES
-        adversarial = attacks.pgd(model, images, labels, 0.1, 0.02, 10,
-                                  targeted=True, target_labels=target)
+        adversarial = adversarial_images(PGD(0.1, 0.02, 10, targeted=True), model, images,
+                                         labels, target_labels=target)
         before = attacks.cross_entropy_objective(model(images), target)
         after = attacks.cross_entropy_objective(model(adversarial), target)
         self.assertLess(float(tf.reduce_mean(after)), float(tf.reduce_mean(before)))
@@ -64,7 +71,8 @@ class PGDTest(tf.test.TestCase, parameterized.TestCase):
         # d CE / d x = W (softmax - onehot), per example.
         gradient = (probabilities - np.eye(NUM_CLASSES)[labels]) @ weights.T
         expected = np.clip(flat + epsilon * np.sign(gradient), 0.0, 1.0).reshape(images.shape)
-        self.assertAllClose(attacks.fgsm(model, images, labels, epsilon), expected, atol=1e-6)
+        self.assertAllClose(adversarial_images(FGSM(epsilon), model, images, labels), expected,
+                            atol=1e-6)
 
     def test_margin_objective_by_hand(self):
         logits = tf.constant([[1.0, 3.0, 2.0], [5.0, -1.0, 0.0]])
@@ -73,15 +81,15 @@ class PGDTest(tf.test.TestCase, parameterized.TestCase):
     def test_zero_iterations_returns_start_point(self):
         model = conv_model()
         images, labels = batch()
-        self.assertAllClose(attacks.pgd(model, images, labels, 0.1, 0.01, 0, random_start=False),
-                            images)
+        self.assertAllClose(
+            adversarial_images(PGD(0.1, 0.01, 0, random_start=False), model, images, labels),
+            images)
 
     def test_seed_makes_random_start_reproducible(self):
         model = conv_model()
         images, labels = batch()
-        first = attacks.pgd(model, images, labels, 0.1, 0.01, 2, seed=3)
-        second = attacks.pgd(model, images, labels, 0.1, 0.01, 2, seed=3)
-        third = attacks.pgd(model, images, labels, 0.1, 0.01, 2, seed=4)
+        first, second, third = (adversarial_images(PGD(0.1, 0.01, 2), model, images, labels,
+                                                   seed=seed) for seed in (3, 3, 4))
         self.assertAllClose(first, second)
         self.assertNotAllClose(first, third)
 
@@ -89,7 +97,7 @@ class PGDTest(tf.test.TestCase, parameterized.TestCase):
         model = conv_model()
         images, labels = batch()
         before = [w.numpy().copy() for w in model.non_trainable_weights]
-        attacks.pgd(model, images * 5.0 % 1.0, labels, 0.1, 0.01, 3)
+        adversarial_images(PGD(0.1, 0.01, 3), model, images * 5.0 % 1.0, labels)
         for old, new in zip(before, model.non_trainable_weights):
             self.assertAllClose(old, new)
 
@@ -97,7 +105,7 @@ class PGDTest(tf.test.TestCase, parameterized.TestCase):
         model = conv_model()
         images, labels = batch()
         before = [w.numpy().copy() for w in model.non_trainable_weights]
-        attacks.pgd(model, images, labels, 0.1, 0.01, 3, training=True)
+        adversarial_images(PGD(0.1, 0.01, 3), model, images, labels, training=True)
         changed = [not np.allclose(old, new.numpy())
                    for old, new in zip(before, model.non_trainable_weights)]
         self.assertTrue(any(changed))
@@ -105,16 +113,17 @@ class PGDTest(tf.test.TestCase, parameterized.TestCase):
     def test_works_inside_tf_function_and_with_xla(self):
         model, _, _ = linear_model()
         images, labels = batch()
-        expected = attacks.pgd(model, images, labels, 0.05, 0.01, 4, random_start=False)
+        attack = PGD(0.05, 0.01, 4, random_start=False)
+        expected = adversarial_images(attack, model, images, labels)
 
         @tf.function
-        def attack(x, y):
-            return attacks.pgd(model, x, y, 0.05, 0.01, 4, random_start=False)
+        def compiled(x, y):
+            return adversarial_images(attack, model, x, y)
 
-        self.assertAllClose(attack(images, labels), expected, atol=1e-6)
+        self.assertAllClose(compiled(images, labels), expected, atol=1e-6)
         self.assertAllClose(
-            attacks.pgd(model, images, labels, 0.05, 0.01, 4, random_start=False,
-                        jit_compile=True), expected, atol=1e-5)
+            adversarial_images(dataclasses.replace(attack, jit_compile=True), model, images,
+                               labels), expected, atol=1e-5)
 
     def test_xla_unrolls_the_loop_and_computes_the_same(self):
         # Under XLA the loop is unrolled (XLA:CPU runs convolutions inside a while loop
@@ -131,7 +140,7 @@ class PGDTest(tf.test.TestCase, parameterized.TestCase):
                 nodes.extend(function.node_def)
             return {node.op for node in nodes}
 
-        plain, xla = (PGDConfig(0.05, 0.01, 12, random_start=False, jit_compile=jit)
+        plain, xla = (PGD(0.05, 0.01, 12, random_start=False, jit_compile=jit)
                       for jit in (False, True))
         self.assertTrue({"While", "StatelessWhile"} & loop_ops(plain))
         self.assertFalse({"While", "StatelessWhile"} & loop_ops(xla))
@@ -145,7 +154,7 @@ class PGDTest(tf.test.TestCase, parameterized.TestCase):
             self.assertAllClose(got[count], expected[count], atol=1e-5)
 
     def test_for_xla_sets_jit_compile_on_attacks_that_have_it(self):
-        attack = PGDConfig(0.05, 0.01, 3)
+        attack = PGD(0.05, 0.01, 3)
         self.assertTrue(attacks.for_xla(attack).jit_compile)
         self.assertEqual(dataclasses.replace(attacks.for_xla(attack), jit_compile=False),
                          attack)
@@ -160,21 +169,23 @@ class PGDTest(tf.test.TestCase, parameterized.TestCase):
             return tf.ones([tf.shape(x)[0], NUM_CLASSES])
 
         with self.assertRaisesRegex(ValueError, "no gradient with respect to the input"):
-            attacks.pgd(constant_model, images, labels, 0.1, 0.01, 2)
+            adversarial_images(PGD(0.1, 0.01, 2), constant_model, images, labels)
 
     def test_bad_arguments_raise(self):
         model = conv_model()
         images, labels = batch()
         with self.assertRaisesRegex(ValueError, r"`epsilon` must be in \[0, 1\]"):
-            attacks.pgd(model, images, labels, -0.1, 0.01, 2)
+            PGD(-0.1, 0.01, 2)
         with self.assertRaisesRegex(ValueError, "`iterations` must be >= 0"):
-            attacks.pgd(model, images, labels, 0.1, 0.01, -1)
+            PGD(0.1, 0.01, -1)
         with self.assertRaisesRegex(ValueError, "`objective` must be one of"):
-            attacks.pgd(model, images, labels, 0.1, 0.01, 2, objective="hinge")
+            PGD(0.1, 0.01, 2, objective="hinge")
         with self.assertRaisesRegex(ValueError, "needs `target_labels`"):
-            attacks.pgd(model, images, labels, 0.1, 0.01, 2, targeted=True)
+            adversarial_images(PGD(0.1, 0.01, 2, targeted=True), model, images, labels)
+        with self.assertRaisesRegex(ValueError, "the attack is untargeted"):
+            adversarial_images(PGD(0.1, 0.01, 2), model, images, labels, target_labels=labels)
         with self.assertRaisesRegex(ValueError, r"\[N, H, W, C\]"):
-            attacks.pgd(model, images[0], labels, 0.1, 0.01, 2)
+            adversarial_images(PGD(0.1, 0.01, 2), model, images[0], labels)
         with self.assertRaisesRegex(ValueError, r"`epsilon` must be in \(0, 1\]"):
             attacks.FGSM(0.0)
 
@@ -185,20 +196,22 @@ class AttackObjectTest(tf.test.TestCase):
     def test_pgd_and_fgsm_implement_the_protocol(self):
         for attack in (attacks.PGD(0.1, 0.01, 3), attacks.FGSM(0.1)):
             self.assertIsInstance(attack, attacks.Attack)
-        self.assertIs(attacks.PGDConfig, attacks.PGD)
 
-    def test_attack_call_equals_the_simple_entry_point(self):
-        model = conv_model()
+    def test_attack_call_gives_a_result_without_a_trace_unless_asked(self):
+        model_fn = attacks.inference_logits(conv_model())
         images, labels = batch()
-        result = attacks.PGD(0.1, 0.01, 3).attack(attacks.inference_logits(model), images,
-                                                  labels, seed=5)
+        attack = attacks.PGD(0.1, 0.01, 3)
+        result = attack.attack(model_fn, images, labels, seed=5)
         self.assertIsInstance(result, attacks.AttackResult)
         self.assertIsNone(result.correct_at)
+        # The same run as the iterate after 3 steps from the same seed.
         self.assertAllClose(result.adversarial_images,
-                            attacks.pgd(model, images, labels, 0.1, 0.01, 3, seed=5))
-        self.assertAllClose(attacks.FGSM(0.07).attack(attacks.inference_logits(model), images,
-                                                      labels).adversarial_images,
-                            attacks.fgsm(model, images, labels, 0.07))
+                            attack.iterates(model_fn, images, labels, at=[3], seed=5)[3])
+        # FGSM is one step of size epsilon from the image.
+        self.assertAllClose(attacks.FGSM(0.07).attack(model_fn, images, labels)
+                            .adversarial_images,
+                            attacks.PGD(0.07, 0.07, 1, random_start=False)
+                            .attack(model_fn, images, labels).adversarial_images)
 
     def test_describe_names_every_setting_but_how_it_runs(self):
         described = attacks.PGD(0.25, 1 / 256, 200, objective="margin",
@@ -265,12 +278,12 @@ class PGDTraceTest(tf.test.TestCase):
     def test_trace_matches_separate_runs(self):
         model, _, _ = linear_model()
         images, labels = batch(n=64)
-        config = PGDConfig(0.05, 0.005, 12, random_start=False)
-        trace = attacks.pgd_with_trace(model, images, labels, config, record_at=[0, 4, 12])
+        trace = PGD(0.05, 0.005, 12, random_start=False).attack(
+            attacks.inference_logits(model), images, labels, record_at=[0, 4, 12])
         self.assertEqual(trace.correct_at.shape, (3, 64))
         for row, steps in enumerate([0, 4, 12]):
-            adversarial = attacks.pgd(model, images, labels, 0.05, 0.005, steps,
-                                      random_start=False)
+            adversarial = adversarial_images(PGD(0.05, 0.005, steps, random_start=False),
+                                             model, images, labels)
             correct = np.argmax(model(adversarial), axis=1) == labels
             self.assertAllEqual(trace.correct_at[row], correct)
         self.assertAllClose(trace.adversarial_images, adversarial)
@@ -278,8 +291,8 @@ class PGDTraceTest(tf.test.TestCase):
     def test_ever_misclassified_covers_every_recorded_iterate(self):
         model, _, _ = linear_model()
         images, labels = batch(n=64)
-        trace = attacks.pgd_with_trace(model, images, labels, PGDConfig(0.1, 0.01, 10),
-                                       record_at=range(11))
+        trace = PGD(0.1, 0.01, 10).attack(attacks.inference_logits(model), images, labels,
+                                          record_at=range(11))
         any_wrong = np.logical_not(trace.correct_at.numpy()).any(axis=0)
         self.assertAllEqual(trace.ever_misclassified, any_wrong)
         # Accuracy falls as the attack goes on (the linear model is easy to break).
@@ -290,7 +303,8 @@ class PGDTraceTest(tf.test.TestCase):
         model, _, _ = linear_model()
         images, labels = batch()
         with self.assertRaisesRegex(ValueError, "`record_at` must lie in"):
-            attacks.pgd_with_trace(model, images, labels, PGDConfig(0.1, 0.01, 5), [6])
+            PGD(0.1, 0.01, 5).attack(attacks.inference_logits(model), images, labels,
+                                     record_at=[6])
 
 
 if __name__ == "__main__":

@@ -80,8 +80,8 @@ class EvalMainTest(tf.test.TestCase, parameterized.TestCase):
                                       "--attack=apgd-ce")
         self.assertEqual({p["attack"] for p in document["results"]}, {"apgd-ce"})
         self.assertEqual({p["step_size"] for p in document["results"]}, {None})
-        self.assertEqual(document["robust_accuracy"][0]["attacks"][0]["loss"], "ce")
-        self.assertIn("L-inf APGD-CE, ce objective, adaptive step size", run.stdout)
+        self.assertEqual(document["robust_accuracy"][0]["attacks"][0]["loss"], "cross_entropy")
+        self.assertIn("L-inf APGD-CE, cross_entropy objective, adaptive step size", run.stdout)
         run = run_eval_main(f"--model_dir={self.model_dir}", "--epsilons=0.03",
                             "--iterations=10", "--max_examples=16", "--attack=square")
         self.assertEqual(run.returncode, 0, run.stderr)

@@ -10,7 +10,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from tests.evaluation_fixtures import IMAGE_SIZE, NUM_CLASSES, temporary_folder, tiny_resnet
-from tf_atalp.attacks import PGDConfig, pgd_from_config
+from tf_atalp.attacks import PGD, inference_logits
 from tf_atalp.export import export_saved_model, load_serving_model, read_class_names
 
 CLASS_NAMES = ("cat", "dog", "fox", "owl")
@@ -89,9 +89,9 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
     def test_pgd_step_through_serving_model_equals_step_on_keras_model(self):
         model = load_serving_model(self.export_dir)
         images, labels = images_batch(8, seed=3), tf.constant([0, 1, 2, 3] * 2)
-        config = PGDConfig(epsilon=0.05, step_size=0.01, iterations=1, random_start=False)
-        served = pgd_from_config(model, images, labels, config).numpy()
-        expected = pgd_from_config(self.network, images, labels, config).numpy()
+        attack = PGD(epsilon=0.05, step_size=0.01, iterations=1, random_start=False)
+        served, expected = (attack.attack(inference_logits(net), images, labels)
+                            .adversarial_images.numpy() for net in (model, self.network))
         self.assertAllEqual(served, expected)
         self.assertAllClose(np.abs(served - images.numpy()).max(), 0.01)
 

@@ -8,7 +8,7 @@ import tempfile
 import tensorflow as tf
 from absl.testing import parameterized
 
-from tf_atalp.attacks import PGDConfig
+from tf_atalp.attacks import PGD
 from tf_atalp.data import DataConfig
 from tf_atalp.defenses import get_defense
 from tf_atalp.training import config as config_lib
@@ -19,7 +19,7 @@ def make_config(**overrides):
         "data": DataConfig(dataset="synthetic", image_size=32),
         "model": config_lib.ModelConfig(depth=10, width=8, image_size=32),
         "defense": get_defense("at_alp"),
-        "attack": PGDConfig(epsilon=0.03, step_size=0.01, iterations=3),
+        "attack": PGD(epsilon=0.03, step_size=0.01, iterations=3),
         "train": config_lib.TrainConfig(model_dir="/tmp/x"),
     }
     sections.update(overrides)
@@ -69,7 +69,7 @@ class RunConfigTest(tf.test.TestCase, parameterized.TestCase):
                           train=config_lib.TrainConfig(model_dir="/x", overfitting_check=False))
         self.assertFalse(off.checks_overfitting)
         self.assertFalse(make_config(defense=get_defense("none"),
-                                     attack=PGDConfig(0.0, 0.01, 0)).checks_overfitting)
+                                     attack=PGD(0.0, 0.01, 0)).checks_overfitting)
 
     def test_new_defenses_and_awp_round_trip(self):
         folder = tempfile.mkdtemp()
@@ -77,7 +77,7 @@ class RunConfigTest(tf.test.TestCase, parameterized.TestCase):
                         get_defense("fast_at", grad_align_lambda=0.2),
                         get_defense("free_at", replays=4),
                         get_defense("at_alp", awp_gamma=0.005)):
-            config = make_config(defense=defense, attack=PGDConfig(0.03, 0.01, 3,
+            config = make_config(defense=defense, attack=PGD(0.03, 0.01, 3,
                                                                     start_noise="gaussian"),
                                  train=config_lib.TrainConfig(model_dir="/x",
                                                               lr_schedule="cyclic"))
@@ -91,8 +91,8 @@ class RunConfigTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.named_parameters(
         ("image_sizes_differ", {"model": config_lib.ModelConfig(image_size=64)}, "image sizes"),
-        ("step_above_epsilon", {"attack": PGDConfig(0.01, 0.02, 3)}, "`step_size` must be <="),
-        ("no_attack_steps", {"attack": PGDConfig(0.03, 0.01, 0)}, "pgd_iterations"),
+        ("step_above_epsilon", {"attack": PGD(0.01, 0.02, 3)}, "`step_size` must be <="),
+        ("no_attack_steps", {"attack": PGD(0.03, 0.01, 0)}, "pgd_iterations"),
         ("groups", {"defense": get_defense("at", attention_groups=("conv1",))},
          "attention_groups"),
     )
@@ -109,7 +109,7 @@ class RunConfigTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_undefended_run_needs_no_attack(self):
         make_config(defense=get_defense("none"),
-                    attack=PGDConfig(0.0, 0.01, 0))
+                    attack=PGD(0.0, 0.01, 0))
 
     @parameterized.named_parameters(
         ("depth", lambda: config_lib.ModelConfig(depth=11), "`depth` must be one of"),

@@ -17,14 +17,14 @@ SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from tf_atalp.attacks import PGDConfig
+    from tf_atalp.attacks import PGD
     from tf_atalp.data.synthetic import make_synthetic_arrays
     from tf_atalp.defenses import get_defense
     from tf_atalp.models import with_feature_outputs
     from tf_atalp.training import AdversarialTrainer
 
     images, labels = make_synthetic_arrays(32, 16, 4, seed=0)
-    attack = PGDConfig(0.05, 0.02, 2, random_start=False)
+    attack = PGD(0.05, 0.02, 2, random_start=False)
 
     def one_step(strategy, name="at_alp", **options):
         with strategy.scope():

@@ -5,7 +5,7 @@ import os
 
 import tensorflow as tf
 
-from tf_atalp.attacks import PGDConfig
+from tf_atalp.attacks import PGD
 from tf_atalp.data import DataConfig
 from tf_atalp.defenses import get_defense
 from tf_atalp.model_dir import keep_history_up_to
@@ -48,7 +48,7 @@ class CheckpointSizeTest(tf.test.TestCase):
         return RunConfig(
             data=DataConfig(dataset="synthetic", image_size=32),
             model=ModelConfig(depth=10, width=8, image_size=32, num_classes=4),
-            defense=get_defense("at_alp"), attack=PGDConfig(epsilon=0.03, step_size=0.01, iterations=2),
+            defense=get_defense("at_alp"), attack=PGD(epsilon=0.03, step_size=0.01, iterations=2),
             train=TrainConfig(model_dir="/tmp/x"))
 
     def test_network_size_counts_the_network_of_the_run(self):

@@ -9,7 +9,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from tf_atalp import attacks, losses
-from tf_atalp.attacks import PGDConfig
+from tf_atalp.attacks import PGD
 from tf_atalp.data.synthetic import make_synthetic_arrays
 from tf_atalp.defenses import get_defense
 from tf_atalp.models import build_resnet, with_feature_outputs
@@ -18,7 +18,13 @@ from tf_atalp.training import AdversarialTrainer
 IMAGE_SIZE = 16
 NUM_CLASSES = 4
 # A deterministic attack (no random start), so a step can be recomputed by hand.
-FIXED_ATTACK = PGDConfig(epsilon=0.05, step_size=0.02, iterations=3, random_start=False)
+FIXED_ATTACK = PGD(epsilon=0.05, step_size=0.02, iterations=3, random_start=False)
+
+
+def fixed_adversarial(network, images, labels):
+    """FIXED_ATTACK's images on `network` in inference mode (as the trainer's attack runs)."""
+    return FIXED_ATTACK.attack(attacks.inference_logits(network), images,
+                               labels).adversarial_images
 
 
 def feature_model(seed=0, batch_norm=False):
@@ -51,7 +57,7 @@ class TrainerLossTest(tf.test.TestCase, parameterized.TestCase):
     def test_pat_gradients_equal_plain_cross_entropy_on_adversarial_batch(self):
         images, labels = fixed_batch()
         network = feature_model(batch_norm=True)
-        adversarial = attacks.pgd_from_config(network, images, labels, FIXED_ATTACK)
+        adversarial = fixed_adversarial(network, images, labels)
         with tf.GradientTape() as tape:
             outputs = network(adversarial, training=True)
             reference_loss = losses.cross_entropy(labels, outputs["logits"])
@@ -72,7 +78,7 @@ class TrainerLossTest(tf.test.TestCase, parameterized.TestCase):
         images, labels = fixed_batch()
         alpha, beta = 0.7, 2.5
         network = feature_model()
-        adversarial = attacks.pgd_from_config(network, images, labels, FIXED_ATTACK)
+        adversarial = fixed_adversarial(network, images, labels)
         clean_out = network(images, training=True)
         adv_out = network(adversarial, training=True)
         ce = losses.cross_entropy(labels, adv_out["logits"])
@@ -93,7 +99,7 @@ class TrainerLossTest(tf.test.TestCase, parameterized.TestCase):
     def test_mixed_cross_entropy_averages_clean_and_adversarial(self):
         images, labels = fixed_batch()
         network = feature_model()
-        adversarial = attacks.pgd_from_config(network, images, labels, FIXED_ATTACK)
+        adversarial = fixed_adversarial(network, images, labels)
         expected = 0.5 * (losses.cross_entropy(labels, network(images)["logits"])
                           + losses.cross_entropy(labels, network(adversarial)["logits"]))
         trainer = AdversarialTrainer(network, defense("pat", ce_on="mixed"), attack=FIXED_ATTACK)
@@ -149,7 +155,7 @@ class TrainerKerasIntegrationTest(tf.test.TestCase):
         images, labels = fixed_batch(64)
         network = feature_model()
         trainer = AdversarialTrainer(network, defense("at_alp"), attack=FIXED_ATTACK,
-                                     eval_attack=PGDConfig(0.05, 0.02, 2))
+                                     eval_attack=PGD(0.05, 0.02, 2))
         trainer.compile(optimizer="adam")
         seen_epochs = []
         history = trainer.fit(
@@ -197,7 +203,7 @@ class TrainerKerasIntegrationTest(tf.test.TestCase):
         seen = []
 
         @dataclasses.dataclass(frozen=True)
-        class RecordingPGD(PGDConfig):
+        class RecordingPGD(PGD):
             def attack(self, model_fn, images, labels, **kwargs):
                 seen.append(self.jit_compile)
                 return super().attack(model_fn, images, labels, **kwargs)
@@ -216,7 +222,7 @@ class TrainerKerasIntegrationTest(tf.test.TestCase):
         # The random start is a function of (seed, optimizer step): the same seed repeats
         # the losses whatever the global random state; the next step draws anew.
         images, labels = fixed_batch()
-        attack = PGDConfig(epsilon=0.05, step_size=0.02, iterations=2, random_start=True)
+        attack = PGD(epsilon=0.05, step_size=0.02, iterations=2, random_start=True)
 
         def losses_of_two_steps(seed):
             trainer = AdversarialTrainer(feature_model(), defense("pat"), attack=attack,
@@ -278,7 +284,7 @@ class TrainerKerasIntegrationTest(tf.test.TestCase):
     def test_config_and_saving_round_trip(self):
         images, labels = fixed_batch()
         trainer = AdversarialTrainer(feature_model(), defense("at_alp", alpha=0.3),
-                                     attack=FIXED_ATTACK, eval_attack=PGDConfig(0.05, 0.02, 2),
+                                     attack=FIXED_ATTACK, eval_attack=PGD(0.05, 0.02, 2),
                                      attack_batchnorm_training=True, seed=3)
         trainer.compile(optimizer="adam")
         trainer.train_on_batch(images, labels)
@@ -317,7 +323,7 @@ class StepStrategyTest(tf.test.TestCase, parameterized.TestCase):
         images, labels = fixed_batch(32)
         chosen = defense(name, **options)
         trainer = AdversarialTrainer(feature_model(batch_norm=True), chosen, attack=FIXED_ATTACK,
-                                     eval_attack=PGDConfig(0.05, 0.02, 2), seed=1)
+                                     eval_attack=PGD(0.05, 0.02, 2), seed=1)
         trainer.compile(optimizer="adam")
         history = trainer.fit(tf.data.Dataset.from_tensor_slices((images, labels)).batch(16),
                               epochs=1, verbose=0, validation_data=(images, labels),
@@ -369,8 +375,8 @@ class RobustnessEffectTest(tf.test.TestCase):
         train_x, train_y = make_synthetic_arrays(1024, 32, NUM_CLASSES, seed=0)
         test_x, test_y = make_synthetic_arrays(256, 32, NUM_CLASSES, seed=1)
         epsilon = 0.03
-        train_attack = PGDConfig(epsilon, epsilon / 4, 5)
-        test_attack = PGDConfig(epsilon, epsilon / 4, 20)
+        train_attack = PGD(epsilon, epsilon / 4, 5)
+        test_attack = PGD(epsilon, epsilon / 4, 20)
         results = {}
         for name in ("none", "at_alp"):
             keras.utils.set_random_seed(0)

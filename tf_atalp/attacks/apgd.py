@@ -3,13 +3,10 @@
 Auto-PGD needs no step size: it starts at 2 * epsilon and halves it at
 checkpoints where progress stalled, restarting from the best point found;
 each step mixes the new signed-gradient step with the previous move
-(momentum 0.75). Losses: cross-entropy ("ce") and the Difference of Logits
-Ratio ("dlr"), which is invariant to shifting and scaling the logits:
-
-    DLR(z, y)        = -(z_y - max_{i != y} z_i) / (z_pi1 - z_pi3 + 1e-12)
-    targeted DLR(z)  = -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2 + 1e-12)
-
-with z sorted in decreasing order z_pi1 >= z_pi2 >= ... . APGD-T runs the
+(momentum 0.75). Losses, by their names in `objectives.py` (PGD's objectives):
+cross-entropy ("cross_entropy", APGD-CE) and the Difference of Logits Ratio
+("dlr", APGD-DLR; `objectives.dlr_loss`), invariant to shifting and scaling
+the logits. APGD-T runs the
 targeted DLR towards each of the `target_classes` most likely other classes
 (9, or K - 1 with fewer classes) in turn; an example counts as robust only
 if it survives every run. Defaults follow the reference code
@@ -26,42 +23,16 @@ import numpy as np
 import tensorflow as tf
 
 from tf_atalp.attacks.base import (
-    AttackResult, check_images, checked_record_at, correct_predictions)
+    AttackBase, AttackResult, check_images, checked_record_at, correct_predictions)
 from tf_atalp.attacks.model_fns import objective_and_gradient
+from tf_atalp.attacks.objectives import get_objective, targeted_dlr_loss
 from tf_atalp.attacks.pgd import linf_project, seed_tensor
 
-LOSSES = ("ce", "dlr")
+LOSSES = ("cross_entropy", "dlr")  # names of `objectives.OBJECTIVES`
+# The reference's short names, in the attack's name (APGD-CE, APGD-DLR).
+_SHORT_NAMES = {"cross_entropy": "ce", "dlr": "dlr"}
 MOMENTUM = 0.75
 RHO = 0.75
-DLR_OFFSET = 1e-12
-
-
-def _sorted_logits(logits: tf.Tensor) -> tf.Tensor:
-    return tf.sort(logits, axis=-1, direction="DESCENDING")
-
-
-def dlr_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    """float32 [N]: the untargeted DLR loss (larger = more wrong; > 0 means misclassified)."""
-    logits = tf.cast(logits, tf.float32)
-    if logits.shape[-1] is not None and logits.shape[-1] < 3:
-        raise ValueError(f"DLR needs at least 3 classes. Received: {logits.shape[-1]}")
-    ranked = _sorted_logits(logits)
-    true = tf.gather(logits, labels, batch_dims=1)
-    classes = tf.range(tf.shape(logits)[-1], dtype=labels.dtype)
-    best_other = tf.reduce_max(tf.where(tf.equal(classes[None], labels[:, None]),
-                                        -float("inf"), logits), axis=-1)
-    return -(true - best_other) / (ranked[:, 0] - ranked[:, 2] + DLR_OFFSET)
-
-
-def targeted_dlr_loss(logits: tf.Tensor, labels: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-    """float32 [N]: the targeted DLR loss towards `targets` (larger = closer to the target)."""
-    logits = tf.cast(logits, tf.float32)
-    if logits.shape[-1] is not None and logits.shape[-1] < 4:
-        raise ValueError(f"Targeted DLR needs at least 4 classes. Received: {logits.shape[-1]}")
-    ranked = _sorted_logits(logits)
-    true = tf.gather(logits, labels, batch_dims=1)
-    target = tf.gather(logits, targets, batch_dims=1)
-    return -(true - target) / (ranked[:, 0] - (ranked[:, 2] + ranked[:, 3]) / 2 + DLR_OFFSET)
 
 
 def checkpoints(iterations: int) -> list[int]:
@@ -91,11 +62,8 @@ def _apgd_loop(model_fn, clean, labels, targets, start, epsilon, iterations, is_
     if targeted_loss:
         def objective(logits, y):
             return targeted_dlr_loss(logits, y, targets)
-    elif loss == "dlr":
-        objective = dlr_loss
     else:
-        def objective(logits, y):
-            return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        objective = get_objective(loss)
 
     def evaluate(images):
         logits, gradient = objective_and_gradient(model_fn, objective, images, labels)
@@ -167,13 +135,14 @@ def random_point_at_radius(clean: tf.Tensor, radius: float, seed) -> tf.Tensor:
 
 @keras.saving.register_keras_serializable(package="tf_atalp")
 @dataclasses.dataclass(frozen=True)
-class APGD:
+class APGD(AttackBase):
     """L-inf APGD-CE / APGD-DLR, or APGD-T with `target_classes` > 0.
 
     Attributes:
       epsilon: radius, pixel units in [0, 1].
       iterations: steps per run (per target class for APGD-T).
-      loss: "ce" or "dlr" (ignored by APGD-T, which uses the targeted DLR).
+      loss: "cross_entropy" or "dlr" (objectives' names; ignored by APGD-T,
+        which uses the targeted DLR).
       target_classes: 0 for the untargeted attack; > 0 for APGD-T: that many
         runs, towards the 2nd, 3rd, ... most likely class on the clean image
         (at most K - 1).
@@ -182,23 +151,24 @@ class APGD:
 
     epsilon: float
     iterations: int = 100
-    loss: str = "ce"
+    loss: str = "cross_entropy"
     target_classes: int = 0
     random_start: bool = True
 
     def __post_init__(self):
-        if not 0.0 < self.epsilon <= 1.0:
-            raise ValueError(f"`epsilon` must be in (0, 1]. Received: epsilon={self.epsilon}")
+        super().__post_init__()
         if self.iterations < 1:
             raise ValueError(f"`iterations` must be >= 1. Received: {self.iterations}")
         if self.loss not in LOSSES:
-            raise ValueError(f"`loss` must be one of {LOSSES}. Received: loss={self.loss!r}")
+            renamed = ' ("ce" is now "cross_entropy")' if self.loss == "ce" else ""
+            raise ValueError(f"`loss` must be one of {LOSSES}{renamed}. "
+                             f"Received: loss={self.loss!r}")
         if self.target_classes < 0:
             raise ValueError(f"`target_classes` must be >= 0. Received: {self.target_classes}")
 
     @property
     def name(self) -> str:
-        return "apgd-t" if self.target_classes else f"apgd-{self.loss}"
+        return "apgd-t" if self.target_classes else f"apgd-{_SHORT_NAMES[self.loss]}"
 
     def _schedule(self):
         marks = set(checkpoints(self.iterations))
@@ -275,13 +245,6 @@ class APGD:
         if self.target_classes:
             described["target_classes"] = self.target_classes
         return described
-
-    def get_config(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_config(cls, config: dict) -> "APGD":
-        return cls(**config)
 
 
 def apgd_total_steps(attack: APGD, num_classes: int) -> int:

@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_atalp.attacks.apgd import APGD
-from tf_atalp.attacks.base import check_images, correct_predictions
+from tf_atalp.attacks.base import check_epsilon, check_images, correct_predictions
 from tf_atalp.attacks.composite import Restarts
 from tf_atalp.attacks.fab import FAB, FABTargeted
 from tf_atalp.attacks.model_fns import ExpectationOverTransformation
@@ -86,7 +86,7 @@ def build_component(name: str, epsilon: float, iterations: int = 100,
         return FABTargeted(epsilon, iterations, target_classes=TARGET_CLASSES,
                            restarts=restarts)
     if name == "apgd-ce":
-        attack = APGD(epsilon, iterations, loss="ce", random_start=random_start)
+        attack = APGD(epsilon, iterations, loss="cross_entropy", random_start=random_start)
     elif name == "apgd-dlr":
         attack = APGD(epsilon, iterations, loss="dlr", random_start=random_start)
     elif name == "apgd-t":
@@ -173,8 +173,7 @@ class AutoAttack:
                  eot_samples: int = RAND_EOT_SAMPLES, seed: int = 0,
                  attack_model_fn: Callable | None = None):
         self.names = version_components(version, attacks)
-        if not 0 < epsilon <= 1:
-            raise ValueError(f"`epsilon` must be in (0, 1]. Received: epsilon={epsilon}")
+        check_epsilon(epsilon)
         self.version = version
         self.epsilon = epsilon
         self.seed = seed

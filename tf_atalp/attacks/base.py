@@ -13,6 +13,10 @@ scored on any other (a transfer attack).
 next to every number it produced. Attacks that run several steps can also
 score their iterates on request (`record_at`), which gives the accuracy after
 10, 20, ..., 200 steps from one 200-step run.
+
+`AttackBase` is what the single attacks (PGD, FGSM, APGD, FAB, FAB-T,
+Square: frozen dataclasses with an `epsilon` field) share: the epsilon
+check, `get_config`/`from_config` and the XLA switch (`for_xla`).
 """
 
 import dataclasses
@@ -64,6 +68,55 @@ class Attack(Protocol):
 
     def describe(self) -> dict:
         ...
+
+
+def check_epsilon(epsilon: float, *, zero_allowed: bool = False) -> None:
+    """Raises ValueError unless `epsilon` is in (0, 1] (in [0, 1] when `zero_allowed`)."""
+    above_zero = epsilon >= 0.0 if zero_allowed else epsilon > 0.0
+    if not (above_zero and epsilon <= 1.0):
+        interval = "[0, 1]" if zero_allowed else "(0, 1]"
+        raise ValueError(f"`epsilon` must be in {interval}. Received: epsilon={epsilon}")
+
+
+class AttackBase:
+    """The shared part of the single attacks (each a frozen dataclass with `epsilon`).
+
+    - `__post_init__` checks `epsilon` (pixel units in (0, 1]; in [0, 1]
+      where the class sets `zero_epsilon_allowed`); a subclass's own
+      `__post_init__` calls it first.
+    - `get_config()` is the fields, `from_config(config)` the attack again
+      (Keras serialization: `keras.saving.serialize_keras_object`).
+    - `for_xla()`: the attack as it must run inside an XLA-compiled function;
+      an attack with a `jit_compile` field gets it set (its loop unrolls).
+    """
+
+    zero_epsilon_allowed = False
+
+    def __post_init__(self):
+        check_epsilon(self.epsilon, zero_allowed=self.zero_epsilon_allowed)
+
+    def get_config(self) -> dict:
+        """The fields, JSON-ready."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def for_xla(self):
+        """This attack with `jit_compile=True` if it has that field set to False, else itself."""
+        if getattr(self, "jit_compile", True) is False:
+            return dataclasses.replace(self, jit_compile=True)
+        return self
+
+
+def for_xla(attack):
+    """`attack` as it must run inside an XLA-compiled function (a `jit_compile` train step).
+
+    Attacks with a `jit_compile` field get it set, so their loops unroll;
+    others are returned as they are.
+    """
+    return attack.for_xla() if isinstance(attack, AttackBase) else attack
 
 
 def check_images(images: tf.Tensor) -> tf.Tensor:

@@ -54,7 +54,7 @@ import tensorflow as tf
 
 from tf_atalp.attacks.apgd import random_point_at_radius
 from tf_atalp.attacks.base import (
-    AttackResult, check_images, checked_record_at, correct_predictions)
+    AttackBase, AttackResult, check_images, checked_record_at, correct_predictions)
 from tf_atalp.attacks.composite import restart_seed
 from tf_atalp.attacks.model_fns import (
     defines_own_gradient, objective_and_gradient, objectives_and_jacobian)
@@ -229,7 +229,7 @@ def _fab_loop(model_fn, clean, start, labels, candidates, iterations):
     return best, best_distance
 
 
-class _MinimalDistortionSearch:
+class _MinimalDistortionSearch(AttackBase):
     """What FAB and FAB-T share: the checks, the runs on the points still robust, the result.
 
     A subclass is a frozen dataclass with `epsilon`, `iterations` and
@@ -239,8 +239,7 @@ class _MinimalDistortionSearch:
     name = ""
 
     def __post_init__(self):
-        if not 0.0 < self.epsilon <= 1.0:
-            raise ValueError(f"`epsilon` must be in (0, 1]. Received: epsilon={self.epsilon}")
+        super().__post_init__()
         counts = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
                   if field.name != "epsilon"}
         if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
@@ -302,13 +301,6 @@ class _MinimalDistortionSearch:
                 "alpha_max": ALPHA_MAX, "eta": ETA, "beta": BETA, "targeted": False,
                 "random_start": self.restarts > 1,
                 "restart_radius": RESTART_RADIUS * self.epsilon if self.restarts > 1 else None}
-
-    def get_config(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="tf_atalp")

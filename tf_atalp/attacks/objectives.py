@@ -1,5 +1,9 @@
 """Attack objectives: per-example scores an untargeted attack maximises (larger = more wrong).
 
+One vocabulary for every attack that takes one (PGD's `objective`, APGD's
+`loss`): "cross_entropy", "margin" (CW), "kl_to_clean" (TRADES) and "dlr"
+(Croce & Hein's Difference of Logits Ratio; `targeted_dlr_loss` is APGD-T's).
+
 An `Objective` maps (logits [N, K], labels [N]) to float32 [N]. One that
 compares with the model's prediction on the clean images (`kl_to_clean`, the
 TRADES attack) has `needs_clean_logits`; an attack binds it to its batch
@@ -19,6 +23,8 @@ import tensorflow as tf
 
 from tf_atalp import losses
 
+DLR_OFFSET = 1e-12
+
 
 def cross_entropy_objective(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     """Per-example cross-entropy, float32 [N]; larger means more wrong."""
@@ -32,6 +38,44 @@ def margin_objective(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     true_logit = tf.reduce_max(tf.where(true_mask, logits, -float("inf")), axis=-1)
     best_other = tf.reduce_max(tf.where(true_mask, -float("inf"), logits), axis=-1)
     return best_other - true_logit
+
+
+def _sorted_logits(logits: tf.Tensor) -> tf.Tensor:
+    return tf.sort(logits, axis=-1, direction="DESCENDING")
+
+
+def dlr_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """float32 [N]: the untargeted DLR loss (larger = more wrong; > 0 means misclassified).
+
+    Croce & Hein 2020's Difference of Logits Ratio, invariant to shifting and
+    scaling the logits, with z sorted in decreasing order z_pi1 >= z_pi2 >= ...:
+    DLR(z, y) = -(z_y - max_{i != y} z_i) / (z_pi1 - z_pi3 + 1e-12).
+    Needs at least 3 classes.
+    """
+    logits = tf.cast(logits, tf.float32)
+    if logits.shape[-1] is not None and logits.shape[-1] < 3:
+        raise ValueError(f"DLR needs at least 3 classes. Received: {logits.shape[-1]}")
+    ranked = _sorted_logits(logits)
+    true = tf.gather(logits, labels, batch_dims=1)
+    classes = tf.range(tf.shape(logits)[-1], dtype=labels.dtype)
+    best_other = tf.reduce_max(tf.where(tf.equal(classes[None], labels[:, None]),
+                                        -float("inf"), logits), axis=-1)
+    return -(true - best_other) / (ranked[:, 0] - ranked[:, 2] + DLR_OFFSET)
+
+
+def targeted_dlr_loss(logits: tf.Tensor, labels: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """float32 [N]: the targeted DLR loss towards `targets` (larger = closer to the target).
+
+    -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2 + 1e-12), z sorted as in
+    `dlr_loss` (APGD-T's loss). Needs at least 4 classes.
+    """
+    logits = tf.cast(logits, tf.float32)
+    if logits.shape[-1] is not None and logits.shape[-1] < 4:
+        raise ValueError(f"Targeted DLR needs at least 4 classes. Received: {logits.shape[-1]}")
+    ranked = _sorted_logits(logits)
+    true = tf.gather(logits, labels, batch_dims=1)
+    target = tf.gather(logits, targets, batch_dims=1)
+    return -(true - target) / (ranked[:, 0] - (ranked[:, 2] + ranked[:, 3]) / 2 + DLR_OFFSET)
 
 
 def kl_to_clean_objective(logits: tf.Tensor, labels: tf.Tensor,
@@ -87,6 +131,7 @@ _REGISTERED = {objective.name: objective for objective in (
     Objective("cross_entropy", cross_entropy_objective),
     Objective("margin", margin_objective),
     Objective("kl_to_clean", kl_to_clean_objective, needs_clean_logits=True),
+    Objective("dlr", dlr_loss),
 )}
 OBJECTIVES = tuple(_REGISTERED)
 

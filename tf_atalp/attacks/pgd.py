@@ -13,10 +13,8 @@ Cost: `iterations` x (forward + input gradient); with a trace asked for
 (`record_at`), one more forward pass scores the final iterate; an objective
 that compares with the clean prediction (`kl_to_clean`) one forward pass more.
 
-`pgd(...)`, `fgsm(...)`, `pgd_from_config(...)` and `pgd_with_trace(...)`
-are the simple entry points: they take a Keras model (or any callable with a
-`training` argument) and run it in inference mode unless `training=True`.
-`PGDConfig` is another name of `PGD`.
+The model function says how the network runs: `inference_logits(model)`
+(BatchNorm frozen) or `training_logits(model)` (`tf_atalp.attacks.model_fns`).
 """
 
 import dataclasses
@@ -26,9 +24,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_atalp.attacks.base import AttackResult, check_images, correct_predictions
-from tf_atalp.attacks.model_fns import (
-    inference_logits, objective_and_gradient, training_logits)
+from tf_atalp.attacks.base import (
+    AttackBase, AttackResult, check_images, checked_record_at, correct_predictions)
+from tf_atalp.attacks.model_fns import objective_and_gradient
 from tf_atalp.attacks.objectives import Objective, get_objective, objective_name
 
 START_NOISES = ("uniform", "gaussian")
@@ -158,17 +156,6 @@ def _loop_count(iterations: int, unrolled: bool):
     return int(iterations) if unrolled else tf.constant(iterations, tf.int32)
 
 
-def for_xla(attack):
-    """`attack` as it must run inside an XLA-compiled function (a `jit_compile` train step).
-
-    Attacks with a `jit_compile` field get it set, so their loops unroll;
-    others are returned as they are.
-    """
-    if dataclasses.is_dataclass(attack) and getattr(attack, "jit_compile", True) is False:
-        return dataclasses.replace(attack, jit_compile=True)
-    return attack
-
-
 def _attack_labels(labels, targeted, target_labels):
     """The labels the objective is computed against."""
     if targeted:
@@ -182,7 +169,7 @@ def _attack_labels(labels, targeted, target_labels):
 
 @keras.saving.register_keras_serializable(package="tf_atalp")
 @dataclasses.dataclass(frozen=True)
-class PGD:
+class PGD(AttackBase):
     """L-inf PGD (Madry et al.): `iterations` signed-gradient steps, projected.
 
     Attributes:
@@ -218,9 +205,10 @@ class PGD:
     early_stop: bool = False
     start_noise: str = "uniform"
 
+    zero_epsilon_allowed = True  # epsilon 0: the clean accuracy through the same code
+
     def __post_init__(self):
-        if not 0.0 <= self.epsilon <= 1.0:
-            raise ValueError(f"`epsilon` must be in [0, 1]. Received: epsilon={self.epsilon}")
+        super().__post_init__()
         if not 0.0 < self.step_size <= 1.0:
             raise ValueError(
                 f"`step_size` must be in (0, 1]. Received: step_size={self.step_size}")
@@ -248,12 +236,7 @@ class PGD:
         when `targeted`. Callable inside a `tf.function`.
         """
         images = check_images(images)
-        if record_at is not None:
-            record_at = sorted(set(int(k) for k in record_at))
-            if not record_at or record_at[0] < 0 or record_at[-1] > self.iterations:
-                raise ValueError(
-                    f"`record_at` must lie in [0, iterations={self.iterations}]. "
-                    f"Received: record_at={record_at}")
+        record_at = checked_record_at(record_at, self.iterations)
         if self.early_stop and record_at is not None and tf.executing_eagerly():
             return self._attack_with_early_stop(
                 model_fn, images, _attack_labels(labels, self.targeted, target_labels), seed,
@@ -360,20 +343,13 @@ class PGD:
 
     def get_config(self) -> dict:
         """The fields, JSON-ready (the objective by name; ValueError for an unregistered one)."""
-        return {**{field.name: getattr(self, field.name) for field in dataclasses.fields(self)},
-                "objective": objective_name(self.objective)}
+        return {**super().get_config(), "objective": objective_name(self.objective)}
 
-    @classmethod
-    def from_config(cls, config: dict) -> "PGD":
-        return cls(**config)
-
-
-PGDConfig = PGD
 
 
 @keras.saving.register_keras_serializable(package="tf_atalp")
 @dataclasses.dataclass(frozen=True)
-class FGSM:
+class FGSM(AttackBase):
     """FGSM (Goodfellow et al.): one signed-gradient step of size epsilon from the image.
 
     Attributes: `epsilon` in (0, 1], pixel units; `objective`, `targeted` and
@@ -386,8 +362,7 @@ class FGSM:
     jit_compile: bool = False
 
     def __post_init__(self):
-        if not 0.0 < self.epsilon <= 1.0:
-            raise ValueError(f"`epsilon` must be in (0, 1]. Received: epsilon={self.epsilon}")
+        super().__post_init__()
         # Checks the objective, and holds a registered one by name (as PGD does).
         object.__setattr__(self, "objective", self.as_pgd().objective)
 
@@ -404,78 +379,3 @@ class FGSM:
 
     def describe(self) -> dict:
         return {**self.as_pgd().describe(), "attack": "fgsm"}
-
-    def get_config(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_config(cls, config: dict) -> "FGSM":
-        return cls(**config)
-
-
-def _model_fn(model, training: bool):
-    return training_logits(model) if training else inference_logits(model)
-
-
-def pgd(model: Callable,
-        images: tf.Tensor,
-        labels: tf.Tensor,
-        epsilon: float,
-        step_size: float,
-        iterations: int,
-        random_start: bool = True,
-        *,
-        objective: str = "cross_entropy",
-        targeted: bool = False,
-        target_labels: tf.Tensor | None = None,
-        training: bool = False,
-        seed: int | None = None,
-        jit_compile: bool = False) -> tf.Tensor:
-    """L-inf PGD; returns float32 [N, H, W, C] adversarial images in [0, 1].
-
-    Args:
-      model: a callable (e.g. a Keras model) mapping [N, H, W, C] images in
-        [0, 1] to [N, K] logits, or to a dict holding "logits"; called with
-        `training=training`.
-      images: float [N, H, W, C] clean images in [0, 1].
-      labels: int [N] true labels (untargeted: the attack moves away from them).
-      epsilon, step_size: pixel units; iterations: number of steps.
-      random_start: start from a uniform draw in the epsilon-ball.
-      objective: "cross_entropy" or "margin".
-      targeted: if True, move towards `target_labels` (int [N]).
-      training: run the model in training mode (BatchNorm batch statistics).
-      seed: an int (or an int [2] tensor, as inside a train step) for a
-        reproducible random start; None draws a fresh one every call.
-      jit_compile: compile the loop with XLA.
-    """
-    attack = PGD(epsilon, step_size, iterations, random_start, objective, targeted, jit_compile)
-    return attack.attack(_model_fn(model, training), images, labels, seed=seed,
-                         target_labels=target_labels).adversarial_images
-
-
-def pgd_from_config(model, images, labels, config: PGD, *, target_labels=None, seed=None,
-                    training: bool = False) -> tf.Tensor:
-    """`pgd` with a `PGD` (`PGDConfig`); see `pgd`. Callable inside a `tf.function`."""
-    return config.attack(_model_fn(model, training), images, labels, seed=seed,
-                         target_labels=target_labels).adversarial_images
-
-
-def pgd_with_trace(model, images, labels, config: PGD, record_at: Sequence[int] | None = None,
-                   *, target_labels=None, seed=None, training: bool = False) -> AttackResult:
-    """PGD that also scores the iterates `record_at` (default: only the last).
-
-    One run of `config.iterations` steps gives the accuracy after each count
-    in `record_at` (e.g. 10, 20, ..., 200) and, per example, whether any
-    iterate was misclassified (`result.ever_misclassified`).
-    """
-    return config.attack(_model_fn(model, training), images, labels, seed=seed,
-                         record_at=record_at or [config.iterations], target_labels=target_labels)
-
-
-def fgsm(model, images, labels, epsilon: float, *, objective: str = "cross_entropy",
-         targeted: bool = False, target_labels=None, training: bool = False,
-         jit_compile: bool = False) -> tf.Tensor:
-    """FGSM (Goodfellow et al.): one step of size epsilon from the clean image."""
-    attack = FGSM(epsilon, objective, targeted, jit_compile)
-    return attack.attack(_model_fn(model, training), images, labels,
-                         target_labels=target_labels).adversarial_images

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_atalp.attacks.base import AttackResult, check_images, checked_record_at
+from tf_atalp.attacks.base import AttackBase, AttackResult, check_images, checked_record_at
 from tf_atalp.attacks.objectives import margin_objective
 
 P_INIT = 0.8
@@ -160,7 +160,7 @@ def _margin(model_fn, images, labels) -> tf.Tensor:
 
 @keras.saving.register_keras_serializable(package="tf_atalp")
 @dataclasses.dataclass(frozen=True)
-class Square:
+class Square(AttackBase):
     """L-inf Square Attack.
 
     Attributes:
@@ -177,8 +177,7 @@ class Square:
     rescale_schedule: bool = True
 
     def __post_init__(self):
-        if not 0.0 < self.epsilon <= 1.0:
-            raise ValueError(f"`epsilon` must be in (0, 1]. Received: epsilon={self.epsilon}")
+        super().__post_init__()
         if self.queries < 1:
             raise ValueError(f"`queries` must be >= 1. Received: queries={self.queries}")
         if not 0.0 < self.p_init <= 1.0:
@@ -227,10 +226,3 @@ class Square:
                 "iterations": self.queries, "queries": self.queries, "p_init": self.p_init,
                 "rescale_schedule": self.rescale_schedule,
                 "loss": "margin", "targeted": False, "random_start": True}
-
-    def get_config(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_config(cls, config: dict) -> "Square":
-        return cls(**config)

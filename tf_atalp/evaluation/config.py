@@ -45,7 +45,8 @@ class EvalConfig:
       step_size: PGD step, pixel units in (0, 1].
       restarts: random restarts (an example is robust only if it survives all).
       random_start: start PGD at a uniform point of the epsilon-ball.
-      objective: "cross_entropy" or "margin" (PGD).
+      objective: what PGD maximises, one of `attacks.OBJECTIVES` ("cross_entropy",
+        "margin", "kl_to_clean", "dlr").
       attack: one of ATTACKS: "pgd" (step_size, objective and drop_broken
         apply), or APGD (Croce & Hein 2020; its own adaptive step) with the
         cross-entropy ("apgd-ce"), DLR ("apgd-dlr") or targeted DLR towards

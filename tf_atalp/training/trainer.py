@@ -44,8 +44,9 @@ import keras
 import tensorflow as tf
 
 from tf_atalp import losses
+from tf_atalp.attacks.base import for_xla
 from tf_atalp.attacks.model_fns import inference_logits, training_logits
-from tf_atalp.attacks.pgd import for_xla, linf_project, linf_step
+from tf_atalp.attacks.pgd import linf_project, linf_step
 from tf_atalp.defenses.base import Defense
 from tf_atalp.defenses.registry import defense_config, defense_from_config, get_defense
 from tf_atalp.defenses.terms import ADVERSARIAL, CLEAN, LossInputs
