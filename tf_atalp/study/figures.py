@@ -41,8 +41,14 @@ def plot_training_curves(curves: dict[str, list[dict]], title: str, output_png: 
     """Held-out robust (solid) and clean (dotted) accuracy per epoch, mean over seeds.
 
     curves: {label: [{"epoch": [...], "val_robust_accuracy": [...],
-    "val_clean_accuracy": [...]}, one per seed]}.
+    "val_clean_accuracy": [...]}, one per seed]}; None marks an epoch not
+    measured. Returns `output_png`.
     """
+    return save_png(training_curves_figure(curves, title), output_png)
+
+
+def training_curves_figure(curves: dict[str, list[dict]], title: str) -> Figure:
+    """The Figure `plot_training_curves` draws (one axes)."""
     figure = Figure(figsize=(7.5, 4.8), dpi=DPI, layout="constrained")
     ax = figure.subplots()
     drawn = 0
@@ -53,9 +59,14 @@ def plot_training_curves(curves: dict[str, list[dict]], title: str, output_png: 
             if not series:
                 continue
             length = min(len(s) for s in series)
-            values = np.array([[np.nan if v is None else v for v in s[:length]] for s in series])
-            epochs = runs[0]["epoch"][:length]
-            ax.plot(epochs, 100 * np.nanmean(values, axis=0), style, color=color,
+            values = np.array([[np.nan if v is None else v for v in s[:length]] for s in series],
+                              dtype=float)
+            # Epochs no seed measured (RobustAccuracy runs every n epochs) are left out, so
+            # the line joins the measured ones.
+            measured = np.any(np.isfinite(values), axis=0)
+            mean = np.nanmean(values[:, measured], axis=0)
+            epochs = np.asarray(runs[0]["epoch"][:length])[measured]
+            ax.plot(epochs, 100 * mean, style, color=color, marker=".",
                     label=label if style == "-" else None)
             drawn += 1
     if not drawn:
@@ -66,4 +77,4 @@ def plot_training_curves(curves: dict[str, list[dict]], title: str, output_png: 
     ax.legend(fontsize="x-small", ncol=2, title="solid: robust (RobustAccuracy PGD); "
               "dotted: clean", title_fontsize="x-small")
     figure.suptitle(title, fontsize="small")
-    return save_png(figure, output_png)
+    return figure
