@@ -14,8 +14,10 @@ total and each component, seconds of ours against theirs (ratio = theirs /
 ours: our speed-up), and the strength check (robust accuracy within one
 point of theirs).
 
-Timing: one warm-up run of both on a few images (our tracing), then one
-timed run each, ours first. Needs the bench-only packages torch and
+Timing: one warm-up run of both on a few images (our tracing), then
+ROUNDS timed runs of each, alternating which goes first (ours first in
+round 0), each figure the median over rounds: single runs of the same
+attack moved by up to 40% between runs on this shared machine. Needs the bench-only packages torch and
 torchattacks (bench/requirements-crosscheck.txt); without them the entries
 say "skipped".
 """
@@ -34,7 +36,8 @@ from tf_atalp.attacks.autoattack import version_components
 NAME = "autoattack"
 DESCRIPTION = ("AutoAttack standard seconds, ours vs torchattacks 3.5.1 on the Keras/PyTorch "
                "twin, per attack and in total, at equal strength")
-ESTIMATED_SECONDS = (200, 700)
+ESTIMATED_SECONDS = (200, 1500)
+ROUNDS = {True: 1, False: 2}  # timed rounds (quick mode, full mode)
 COMPONENTS = version_components("standard")
 TRAIN_PER_CLASS = 48  # the rest of each class's 80 images is attacked
 ITERATIONS, QUERIES = 100, 5000  # the reference settings
@@ -73,6 +76,28 @@ def _theirs(twin, epsilon, images, labels) -> tuple[np.ndarray, dict]:
     return robust, seconds
 
 
+def _timed_rounds(model_fn, twin, epsilon, images, labels, rounds: int):
+    """(our robust [N], our median seconds per attack, theirs robust, theirs seconds).
+
+    Both attacks are seeded, so every round finds the same robust images;
+    a round that does not raises AssertionError.
+    """
+    ours_runs, theirs_runs = [], []
+    for index in range(rounds):
+        sides = [(ours_runs, lambda: _ours(model_fn, epsilon, images, labels)),
+                 (theirs_runs, lambda: _theirs(twin, epsilon, images, labels))]
+        for runs, call in (sides if index % 2 == 0 else sides[::-1]):
+            runs.append(call())
+    for who, runs in (("ours", ours_runs), ("torchattacks", theirs_runs)):
+        if any(not np.array_equal(runs[0][0], robust) for robust, _ in runs[1:]):
+            raise AssertionError(f"{who}: the robust images differ between rounds")
+
+    def medians(runs):
+        return {name: float(np.median([seconds[name] for _, seconds in runs]))
+                for name in COMPONENTS}
+    return ours_runs[0][0], medians(ours_runs), theirs_runs[0][0], medians(theirs_runs)
+
+
 def run(settings) -> list[dict]:
     machine = harness.machine()
     epsilons = (8 / 255,) if settings.quick else (4 / 255, 8 / 255)
@@ -92,6 +117,7 @@ def run(settings) -> list[dict]:
     clean = np.argmax(model_fn(images).numpy(), axis=1) == labels
     _ours(model_fn, epsilons[0], images[:WARMUP_EXAMPLES], labels[:WARMUP_EXAMPLES])
     _theirs(twins["twin"], epsilons[0], images[:WARMUP_EXAMPLES], labels[:WARMUP_EXAMPLES])
+    rounds = ROUNDS[bool(settings.quick)]
     run_settings = {
         "network": "crosscheck_twin (3 conv, 2 dense), Keras and PyTorch, same weights",
         "data": "17 Flowers at 32 px", "attacked_images": len(labels),
@@ -100,13 +126,14 @@ def run(settings) -> list[dict]:
         "max_logit_gap": twins["logit_gap"], "clean_accuracy": float(np.mean(clean)),
         "iterations": ITERATIONS, "queries": QUERIES, "components": list(COMPONENTS),
         "torch": torch.__version__, "torchattacks": torchattacks.__version__,
-        "timing": f"one warm-up run on {WARMUP_EXAMPLES} images, then one timed run each",
+        "timing": f"one warm-up run on {WARMUP_EXAMPLES} images, then {rounds} timed runs "
+                  "each, alternating which goes first; medians per attack, totals their sum",
         "theirs": "torchattacks APGD, APGDT, FAB(multi_targeted), Square chained as MultiAttack "
                   "does, from the correctly classified images"}
     entries = []
     for epsilon, comparison in zip(epsilons, wanted):
-        our_robust, our_seconds = _ours(model_fn, epsilon, images, labels)
-        their_robust, their_seconds = _theirs(twins["twin"], epsilon, images, labels)
+        our_robust, our_seconds, their_robust, their_seconds = _timed_rounds(
+            model_fn, twins["twin"], epsilon, images, labels, rounds)
         gap = 100 * abs(float(np.mean(our_robust)) - float(np.mean(their_robust)))
         strength = {"ours": float(np.mean(our_robust)), "torchattacks":
                     float(np.mean(their_robust)), "ours_count": int(our_robust.sum()),
