@@ -85,14 +85,23 @@ def keep_history_up_to(history_path: str, finished: int) -> None:
     atomic_write_text(history_path, buffer.getvalue())
 
 
+def history_number(cell: str | None) -> float | None:
+    """A history.csv cell as a float; None where it is empty, not a number, or nan/inf
+    (a metric not measured that epoch)."""
+    try:
+        value = float(cell)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
 def last_epoch_metrics(rows: list[dict[str, str]]) -> dict:
     """The metrics of the last finished epoch, from the rows of history.csv (a metric
     not measured that epoch, empty, NA or nan, is left out)."""
     if not rows:
         return {}
-    metrics = {key: float(value) for key, value in rows[-1].items()
-               if key != "epoch" and value not in ("", "NA", None)}
-    return {key: value for key, value in metrics.items() if math.isfinite(value)}
+    metrics = {key: history_number(value) for key, value in rows[-1].items() if key != "epoch"}
+    return {key: value for key, value in metrics.items() if value is not None}
 
 
 def total_training_seconds(rows: list[dict[str, str]]) -> float:

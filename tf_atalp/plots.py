@@ -6,7 +6,6 @@ a temporary file in the target folder and renamed into place.
 """
 
 import json
-import math
 import os
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -16,7 +15,7 @@ from matplotlib.ticker import MaxNLocator
 from tf_atalp.defenses import defense_from_config
 from tf_atalp.io_utils import atomic_save
 from tf_atalp.model_dir import RUN_CONFIG_FILE
-from tf_atalp.model_dir import read_history
+from tf_atalp.model_dir import history_number, read_history
 from tf_atalp.model_dir import read_robust_accuracy_record
 
 # history.csv columns (Keras CSVLogger of the trainer) drawn in each panel, in order; the
@@ -60,22 +59,14 @@ def history_series(history_csv: str) -> dict[str, list[tuple[float, float]]]:
         raise ValueError(f"`history_csv` has no rows. Received: {history_csv!r}")
     series = {}
     for row in rows:
-        epoch = _number(row.get(EPOCH_COLUMN))
+        epoch = history_number(row.get(EPOCH_COLUMN))
         if epoch is None:
             continue
         for column, cell in row.items():
-            value = None if column in (EPOCH_COLUMN, None) else _number(cell)
+            value = None if column in (EPOCH_COLUMN, None) else history_number(cell)
             if value is not None:
                 series.setdefault(column, []).append((epoch, value))
     return series
-
-
-def _number(cell) -> float | None:
-    try:
-        value = float(cell)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def plot_training_curves(history_csv: str, output_png: str) -> str:

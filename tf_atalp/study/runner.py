@@ -18,7 +18,6 @@ a line per cell says which one runs, how many are done and the time left.
 
 import dataclasses
 import json
-import math
 import os
 import time
 
@@ -37,7 +36,7 @@ from tf_atalp.study.processes import run_logged
 from tf_atalp.study.report import write_study_report
 from tf_atalp.study.train_cells import (
     TARGET, TrainCell, is_trained, plan_train_cells, weights_digest)
-from tf_atalp.model_dir import HISTORY_FILE, TRAIN_RESULTS_FILE, read_history
+from tf_atalp.model_dir import HISTORY_FILE, TRAIN_RESULTS_FILE, history_number, read_history
 from tf_atalp.training.config import RunConfig
 from tf_atalp.validation import check
 
@@ -256,21 +255,13 @@ CURVE_COLUMNS = ("val_robust_accuracy", "val_clean_accuracy", "adversarial_accur
                  "clean_accuracy", "epoch_seconds")
 
 
-def _finite_or_none(cell: str | None) -> float | None:
-    """A history.csv cell as a float; None where empty or nan (an epoch not measured)."""
-    if cell in (None, ""):
-        return None
-    value = float(cell)
-    return value if math.isfinite(value) else None
-
-
 def _curves(model_dir: str) -> dict[str, list]:
     """The per-epoch columns of history.csv the report draws ({column: [value per epoch]})."""
     rows = read_history(os.path.join(model_dir, HISTORY_FILE))
     curves = {"epoch": [int(row["epoch"]) for row in rows]}
     for name in CURVE_COLUMNS:
         if rows and rows[0].get(name) not in (None, ""):
-            curves[name] = [_finite_or_none(row.get(name)) for row in rows]
+            curves[name] = [history_number(row.get(name)) for row in rows]
     return curves
 
 
