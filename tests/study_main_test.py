@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,7 +102,8 @@ class StudyMainTest(tf.test.TestCase):
     def test_report_tables_comparisons_and_figures(self):
         for name in ("report.md", "study_results.json", "table1.csv", "comparisons.csv",
                      "figure3_paper.png", "robust_against_cost.png", "training_curves.png",
-                     "study.json", "protocol/protocol_results.json",
+                     "study.json", "protocol/pat/protocol_results.json",
+                     "protocol/at_alp/protocol_results.json", "protocol/at_alp/report.md",
                      "autoattack/at_alp_seed1.json"):
             self.assertTrue(os.path.isfile(os.path.join(self.report, name)), name)
         report = open(os.path.join(self.report, "report.md")).read()
@@ -120,9 +122,16 @@ class StudyMainTest(tf.test.TestCase):
         self.assertEqual(self.results["num_examples"], 16)
 
     def test_each_target_is_attacked_from_its_next_seed(self):
-        with open(os.path.join(self.report, "protocol", "protocol_results.json")) as f:
-            models = json.load(f)["models"]
-        pairs = {m["paired_target"]: m["name"] for m in models if m["role"] == "paired_source"}
+        pairs = {}
+        for entry in ("pat", "at_alp"):
+            with open(os.path.join(self.report, "protocol", entry, "protocol_results.json")) as f:
+                models = json.load(f)["models"]
+            pairs.update({m["paired_target"]: m["name"] for m in models
+                          if m["role"] == "paired_source"})
+            # Each entry's protocol holds its own targets and the black-box source only.
+            self.assertEqual({m["name"] for m in models if m["role"] == "target"},
+                             {f"{entry}_seed0", f"{entry}_seed1"})
+            self.assertIn("wide_none", {m["name"] for m in models if m["role"] == "black_box_source"})
         self.assertEqual(pairs, {"pat_seed0": "pat_seed1", "pat_seed1": "pat_seed0",
                                  "at_alp_seed0": "at_alp_seed1", "at_alp_seed1": "at_alp_seed0"})
 
@@ -143,6 +152,35 @@ class StudyMainTest(tf.test.TestCase):
         recomputed = {name for name in after if after[name] != before[name]}
         self.assertEqual(recomputed, {f"autoattack__{t}.json" for t in
                                       ("pat_seed0", "pat_seed1", "at_alp_seed0", "at_alp_seed1")})
+
+
+    def test_a_study_resumed_on_a_new_machine_keeps_the_finished_entries(self):
+        # A new machine: no trained model (runs/ is never committed), and at_alp unfinished
+        # (its cells were not recorded). Only the black-box source and at_alp train again.
+        settled = run_study(self.study_dir)  # the default settings (another test changes one)
+        self.assertEqual(settled.returncode, 0, settled.stderr[-3000:])
+        shutil.rmtree(os.path.join(self.study_dir, "runs"))
+        for name in os.listdir(os.path.join(self.report, "cells")):
+            if "at_alp" in name:
+                os.remove(os.path.join(self.report, "cells", name))
+        before = cell_times(self.report)
+        resumed = run_study(self.study_dir)
+        self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
+        for line in ("train pat_seed0: done", "train pat_seed1: done", "train wide_none: to run",
+                     "train at_alp_seed0: to run", "paper protocol on pat (2 seed(s)): done"):
+            self.assertIn(line, resumed.stdout)
+        after = cell_times(self.report)
+        self.assertEqual({name for name in before if after[name] != before[name]},
+                         {"train__wide_none.json"})
+        self.assertEqual(set(after) - set(before),
+                         {"train__at_alp_seed0.json", "train__at_alp_seed1.json",
+                          "protocol__at_alp.json", "autoattack__at_alp_seed0.json",
+                          "autoattack__at_alp_seed1.json"})
+        with open(os.path.join(self.report, "study_results.json")) as f:
+            results = json.load(f)
+        self.assertEqual({entry for found in results["black_box_weights"]["wide_none"].values()
+                          for entry in found}, {"pat", "at_alp"})
+        self.assertEqual(len(results["comparisons"]), 10)
 
 
 class StudyInputsTest(tf.test.TestCase):

@@ -84,13 +84,42 @@ def read_json(path: str) -> dict:
         return json.load(f)
 
 
-def study_outcomes(report_dir: str, protocol_results: str,
+def merge_protocol_documents(documents: list[dict]) -> dict:
+    """One protocol document from the entries' protocol_results.json documents.
+
+    The entries' targets are distinct, so their series, clean accuracies,
+    per-image outcomes, models and cells are put together; the sanity
+    checks' messages are joined per check. Every document must score the
+    same test images ("data").
+
+    Raises ValueError when there are none or their data differ.
+    """
+    if not documents:
+        raise ValueError("No protocol results to merge.")
+    merged = {"data": documents[0]["data"], "series": [], "clean": {}, "clean_examples": {},
+              "models": [], "cells": [], "sanity_checks": {}}
+    for document in documents:
+        if document["data"] != merged["data"]:
+            raise ValueError("The entries' protocols scored different test images: "
+                             f"{document['data']} and {merged['data']}")
+        merged["series"] += document["series"]
+        merged["clean"].update(document["clean"])
+        merged["clean_examples"].update(document.get("clean_examples", {}))
+        merged["models"] += [m for m in document["models"] if m not in merged["models"]]
+        merged["cells"] += document["cells"]
+        for check, messages in document["sanity_checks"].items():
+            merged["sanity_checks"].setdefault(check, []).extend(messages)
+    return merged
+
+
+def study_outcomes(report_dir: str, protocol_document: dict,
                    autoattack_results: dict[str, str]) -> dict[str, dict[str, np.ndarray]]:
-    """Every target's per-image outcomes from the report folder's protocol and AutoAttack files.
+    """Every target's per-image outcomes from the (merged) protocol document and the report
+    folder's AutoAttack files.
 
     Checks that every column of every target scores the same number of images.
     """
-    outcomes = outcomes_from_protocol(read_json(os.path.join(report_dir, protocol_results)))
+    outcomes = outcomes_from_protocol(protocol_document)
     for target, path in autoattack_results.items():
         add_autoattack(outcomes, target, read_json(os.path.join(report_dir, path)))
     sizes = {len(v) for per_target in outcomes.values() for v in per_target.values()}

@@ -1,14 +1,18 @@
-"""The study's evaluation cells: the paper protocol over every model, and AutoAttack per target.
+"""The study's evaluation cells: the paper protocol per entry, and AutoAttack per target.
 
 Both run in the study's process through the same library calls as
 eval_main.py, and each is recorded with the eval_main command that
 reproduces it:
 
-- the protocol (`eval_main.py --protocol=paper`): white-box PGD (paper and
-  strong settings) and FGSM on every target; gray-box PGD crafted on each
-  target's paired source (the same entry, the next seed) and scored on that
-  target; black-box PGD crafted on each black-box source and scored on every
-  target. Its own cells resume inside it.
+- the protocol of one entry (`eval_main.py --protocol=paper` on that
+  entry's targets): white-box PGD (paper and strong settings) and FGSM on
+  each of its seeds; gray-box PGD crafted on each target's paired source
+  (the same entry, the next seed) and scored on that target; black-box PGD
+  crafted on each black-box source and scored on the entry's targets. It
+  needs only that entry's models and the black-box sources, so a study cut
+  short keeps every entry it finished, even where its trained models are
+  gone (a new machine). Its own cells resume inside it, in
+  `protocol/<entry>/`.
 - AutoAttack (`eval_main.py --attack=autoattack`) on each target at every
   epsilon: "standard" (APGD-CE on every image, then APGD-T, FAB-T and Square
   only on the images still robust) for deterministic targets, "rand" (EoT)
@@ -21,7 +25,7 @@ import shlex
 from tf_atalp.evaluation.config import EvalConfig
 from tf_atalp.evaluation.preparation import prepare_evaluation
 from tf_atalp.evaluation.run import run_evaluation
-from tf_atalp.protocol.runner import prepare_protocol, run_protocol
+from tf_atalp.protocol.runner import RESULTS_FILE, prepare_protocol, run_protocol
 from tf_atalp.protocol.settings import ProtocolConfig, paper_setting, strong_setting
 from tf_atalp.study.config import StudyConfig
 from tf_atalp.study.train_cells import BLACK_BOX, TARGET, TrainCell
@@ -29,7 +33,7 @@ from tf_atalp.study.train_cells import BLACK_BOX, TARGET, TrainCell
 PROTOCOL_DIR = "protocol"  # in the report folder
 AUTOATTACK_DIR = "autoattack"  # in the report folder: one eval_main results file per target
 EVAL_MAIN = "eval_main.py"
-PROTOCOL_KEY = "protocol"
+PROTOCOL_PREFIX = "protocol__"
 
 
 def study_epsilons(config: StudyConfig, training_epsilon: float) -> tuple[float, ...]:
@@ -39,21 +43,27 @@ def study_epsilons(config: StudyConfig, training_epsilon: float) -> tuple[float,
     return tuple(sorted({training_epsilon, 0.25, 0.5}))
 
 
-def protocol_config(config: StudyConfig, cells: list[TrainCell],
-                    epsilons: tuple[float, ...]) -> ProtocolConfig:
-    """The protocol over the study's models (paired gray-box sources, black-box sources)."""
-    targets = [c for c in cells if c.role == TARGET]
-    by_entry_seed = {(c.label, c.seed): c for c in targets}
+def protocol_key(label: str) -> str:
+    """The study cell of entry `label`'s protocol."""
+    return f"{PROTOCOL_PREFIX}{label}"
+
+
+def protocol_config(config: StudyConfig, cells: list[TrainCell], epsilons: tuple[float, ...],
+                    label: str) -> ProtocolConfig:
+    """The protocol over entry `label`'s targets (paired gray-box sources, black-box sources),
+    into the report's protocol/<label>/ folder."""
+    targets = [c for c in cells if c.role == TARGET and c.label == label]
+    by_seed = {c.seed: c for c in targets}
     pairs = ()
     if config.gray_box == "paired":
-        pairs = tuple((c.model_dir, by_entry_seed[(c.label, config.source_seed(c.seed))].model_dir)
+        pairs = tuple((c.model_dir, by_seed[config.source_seed(c.seed)].model_dir)
                       for c in targets)
     figure_seed = config.figure_seed if config.figure_seed is not None else config.seeds[0]
     return ProtocolConfig(
         targets=tuple(c.model_dir for c in targets),
         black_box_sources=tuple(c.model_dir for c in cells if c.role == BLACK_BOX),
         paired_sources=pairs,
-        output_dir=os.path.join(config.report_dir, PROTOCOL_DIR), epsilons=epsilons,
+        output_dir=os.path.join(config.report_dir, PROTOCOL_DIR, label), epsilons=epsilons,
         settings=(paper_setting(config.paper_iterations),
                   strong_setting(config.strong_iterations)),
         max_examples=config.max_examples, batch_size=config.eval_batch_size,
@@ -82,26 +92,39 @@ def protocol_command(protocol: ProtocolConfig) -> str:
     return "python " + shlex.join(argv)
 
 
-def protocol_fingerprint(protocol: ProtocolConfig, digests: dict[str, str]) -> dict:
-    """What the protocol's numbers depend on: its settings and every model's weights."""
+def protocol_fingerprint(protocol: ProtocolConfig, target_digests: dict[str, str],
+                         black_box_configs: dict[str, str]) -> dict:
+    """What an entry's protocol numbers depend on: its settings, its targets' weights and the
+    black-box sources' training configs.
+
+    A black-box source is known by its config, not its weights: retrained on
+    another machine (runs/ lost between sessions, other weights to the last
+    bits), it is the same attacker, and the entries it attacked before stay
+    done; each cell records the weights it was crafted with
+    (`run_protocol_cell`), and the report says when they differ.
+    """
     return {"targets": [os.path.basename(t) for t in protocol.targets],
             "paired_sources": [[os.path.basename(t), os.path.basename(s)]
                                for t, s in protocol.paired_sources],
-            "black_box_sources": [os.path.basename(s) for s in protocol.black_box_sources],
+            "black_box_sources": black_box_configs,
             "epsilons": list(protocol.epsilons),
             "settings": [s.describe() for s in protocol.settings],
             "max_examples": protocol.max_examples, "batch_size": protocol.batch_size,
-            "eot": [protocol.eot_samples, protocol.random_draws], "weights": digests}
+            "eot": [protocol.eot_samples, protocol.random_draws], "weights": target_digests}
 
 
-def run_protocol_cell(protocol_settings: ProtocolConfig, on_cell=None) -> dict:
-    """Runs (resuming) the protocol; returns where its results are and what it took."""
+def run_protocol_cell(protocol_settings: ProtocolConfig, black_box_digests: dict[str, str],
+                      on_cell=None) -> dict:
+    """Runs (resuming) one entry's protocol; returns where its results are, what it took and
+    the black-box sources' weights digests it was crafted with."""
     protocol = prepare_protocol(protocol_settings)
     document = run_protocol(protocol, command=shlex.split(protocol_command(protocol_settings)),
                             on_cell=on_cell)
-    return {"results": os.path.join(PROTOCOL_DIR, "protocol_results.json"),
+    folder = os.path.basename(os.path.normpath(protocol_settings.output_dir))
+    return {"results": os.path.join(PROTOCOL_DIR, folder, RESULTS_FILE),
             "cell_seconds": document["cell_seconds"],
-            "sanity_checks": document["sanity_checks"]}
+            "sanity_checks": document["sanity_checks"],
+            "black_box_weights": dict(black_box_digests)}
 
 
 def autoattack_key(cell: TrainCell) -> str:

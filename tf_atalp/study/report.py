@@ -23,7 +23,8 @@ from tf_atalp.protocol.figures import plot_sweep
 from tf_atalp.protocol.settings import PAPER
 from tf_atalp.study import statistics
 from tf_atalp.study.aggregate import (
-    AUTOATTACK, CLEAN, PAPER_SUFFIX, column, read_json, study_outcomes)
+    AUTOATTACK, CLEAN, PAPER_SUFFIX, column, merge_protocol_documents, read_json,
+    study_outcomes)
 from tf_atalp.study.figures import plot_robust_against_cost, plot_training_curves
 from tf_atalp.study.train_cells import TARGET
 from tf_atalp.training.precision import cpu_model_name
@@ -179,13 +180,15 @@ def _csv(rows: list[list]) -> str:
 def write_study_report(study, records: dict, command, flagfile_text: str) -> dict:
     """Writes the report folder from the finished cells' records; returns study_results.
 
-    records: {"train": {name: stored cell}, "protocol": stored cell,
+    records: {"train": {name: stored cell}, "protocol": {entry label: stored cell},
     "autoattack": {target name: stored cell}} (as `CellStore.save` returned them).
     """
     config = study.config
     out = config.report_dir
-    protocol_document = read_json(os.path.join(out, records["protocol"]["result"]["results"]))
-    outcomes = study_outcomes(out, records["protocol"]["result"]["results"],
+    documents = {label: read_json(os.path.join(out, stored["result"]["results"]))
+                 for label, stored in records["protocol"].items()}
+    protocol_document = merge_protocol_documents(list(documents.values()))
+    outcomes = study_outcomes(out, protocol_document,
                               {n: r["result"]["results"] for n, r in records["autoattack"].items()})
     runs = _runs(study, outcomes)
     columns = _columns(study)
@@ -225,7 +228,8 @@ def write_study_report(study, records: dict, command, flagfile_text: str) -> dic
                        for name, per in outcomes.items()},
         "comparisons": comparisons, "training_seconds": seconds, "figures": figures,
         "sanity": flags_by_target,
-        "cells": _cell_seconds(records, protocol_document),
+        "cells": _cell_seconds(records, documents),
+        "black_box_weights": _black_box_weights(records),
         "made_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": _environment(),
     }
@@ -262,15 +266,38 @@ def _flags_by_target(protocol_document: dict, autoattack_records: dict, out: str
     return found
 
 
-def _cell_seconds(records: dict, protocol_document: dict) -> list[dict]:
+def _black_box_weights(records: dict) -> dict[str, dict[str, list[str]]]:
+    """{black-box source: {weights digest: [entries whose protocol was crafted with it]}}."""
+    found = {}
+    for label, stored in records["protocol"].items():
+        for source, digest in stored["result"].get("black_box_weights", {}).items():
+            found.setdefault(source, {}).setdefault(digest, []).append(label)
+    return found
+
+
+def _cell_seconds(records: dict, documents: dict[str, dict]) -> list[dict]:
     cells = [{"cell": f"train {name}", "seconds": r["seconds"],
               "training_seconds": r["result"]["training_seconds"]}
              for name, r in records["train"].items()]
-    cells += [{"cell": f"protocol: {c['label']}", "seconds": c["seconds"]}
-              for c in protocol_document["cells"]]
+    cells += [{"cell": f"protocol {label}: {c['label']}", "seconds": c["seconds"]}
+              for label, document in documents.items() for c in document["cells"]]
     cells += [{"cell": f"AutoAttack {name}", "seconds": r["seconds"]}
               for name, r in records["autoattack"].items()]
     return cells
+
+
+def _black_box_weights_text(weights: dict[str, dict[str, list[str]]]) -> str:
+    """Whether every entry was attacked by the same trained black-box sources."""
+    retrained = {source: found for source, found in weights.items() if len(found) > 1}
+    if not retrained:
+        return ("Every entry was attacked by the same trained sources (one weights digest "
+                "each).")
+    parts = [f"`{source}`: " + "; ".join(f"weights {digest} for {', '.join(labels)}"
+                                       for digest, labels in found.items())
+             for source, found in retrained.items()]
+    return ("Some sources were trained more than once (the study ran across machines, "
+            "which lost the earlier models; same flags, other weights), so entries were "
+            "attacked by different copies: " + " / ".join(parts) + ".")
 
 
 def _verdict_sentences(results: dict, config) -> list[str]:
@@ -315,7 +342,8 @@ def _markdown(study, results, spreads, columns, records, flagfile_text) -> str:
              "- Black-box: images crafted on " + ", ".join(
                  f"`{c.label}` ({c.run_config.model.architecture}-{c.run_config.model.depth}, "
                  f"{c.defense})" for c in study.train_cells if c.role != TARGET)
-             + "; an image counts as robust only if it survives every source.",
+             + "; an image counts as robust only if it survives every source. "
+             + _black_box_weights_text(results["black_box_weights"]),
              "- White-box: AutoAttack (" + config.autoattack_version
              + (f": {', '.join(config.autoattack_attacks)}" if config.autoattack_attacks else "")
              + f", {config.autoattack_iterations} APGD/FAB steps, {config.square_queries} "
@@ -365,7 +393,9 @@ def _markdown(study, results, spreads, columns, records, flagfile_text) -> str:
                   f"![training curves]({figures['training_curves']})", ""]
     lines += ["Figures 4 (attention maps) and 6 (loss landscapes) of the seed "
               f"{config.figure_seed if config.figure_seed is not None else config.seeds[0]} "
-              "targets: `protocol/report.md`.", "",
+              "targets: each entry's `protocol/<entry>/report.md` ("
+              + ", ".join(f"[{label}](protocol/{label}/report.md)"
+                          for label in records["protocol"]) + ").", "",
               "## Table 2", "",
               "Not computed: Table 2 needs the 17 Flowers part masks (key regions), which "
               "`../shared/data` does not hold; the code path (`eval_main.py --protocol=paper "
@@ -383,8 +413,8 @@ def _markdown(study, results, spreads, columns, records, flagfile_text) -> str:
     lines += ["", f"All cells: {total:.0f} s ({total / 3600:.2f} h) as measured when each ran.",
               "", "## Commands", "", "Training (each resumes if interrupted):", "", "```"]
     lines += [r["result"]["command"] for r in records["train"].values()]
-    lines += ["```", "", "Evaluation (the study ran these in its process):", "", "```",
-              records["protocol"]["result"]["command"]]
+    lines += ["```", "", "Evaluation (the study ran these in its process):", "", "```"]
+    lines += [r["result"]["command"] for r in records["protocol"].values()]
     lines += [r["result"]["command"] for r in records["autoattack"].values()]
     lines += ["```", ""]
     if flagfile_text:

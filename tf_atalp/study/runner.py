@@ -6,17 +6,28 @@ is unchanged and recomputes one whose settings or inputs changed):
 
   train__<entry>_seed<s>  one train_main run (a child process; resumes itself)
   train__<black-box>      one black-box source
-  protocol                the paper protocol over every model (resumes its own cells)
+  protocol__<entry>       the paper protocol on one entry's targets, with their
+                          paired sources and the black-box sources (resumes its
+                          own cells)
   autoattack__<target>    white-box AutoAttack at every epsilon on one target
 
-An evaluation cell's fingerprint holds the weights digest of the models it
-reads, so a retrained model (another machine, other weights) recomputes
-exactly the cells that read it. Before anything runs the study prints its
-cells and an estimate of its time from steps measured here; while it runs,
-a line per cell says which one runs, how many are done and the time left.
+The black-box sources train first; then entry by entry, its seeds train and
+its evaluation cells run, so an entry is finished before the next starts.
+The trained models (runs/) are not kept with the report: a study cut short
+and resumed on another machine retrains only the black-box sources and the
+entries it had not finished.
+
+An evaluation cell's fingerprint holds the weights digest of the targets it
+reads, so a retrained target (another machine, other weights) recomputes
+exactly the cells that read it; black-box sources count by their training
+config (see `eval_cells.protocol_fingerprint`). Before anything runs the
+study prints its cells and an estimate of its time from steps measured
+here; while it runs, a line per cell says which one runs, how many are done
+and the time left.
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -29,8 +40,8 @@ from tf_atalp.reporting import report
 from tf_atalp.study import estimate
 from tf_atalp.study.config import StudyConfig
 from tf_atalp.study.eval_cells import (
-    PROTOCOL_KEY, autoattack_command, autoattack_config, autoattack_fingerprint, autoattack_key,
-    protocol_command, protocol_config, protocol_fingerprint, run_autoattack_cell,
+    autoattack_command, autoattack_config, autoattack_fingerprint, autoattack_key,
+    protocol_command, protocol_config, protocol_fingerprint, protocol_key, run_autoattack_cell,
     run_protocol_cell, study_epsilons)
 from tf_atalp.study.processes import run_logged
 from tf_atalp.study.report import write_study_report
@@ -55,6 +66,13 @@ class Study:
     @property
     def targets(self) -> list[TrainCell]:
         return [c for c in self.train_cells if c.role == TARGET]
+
+    @property
+    def black_box(self) -> list[TrainCell]:
+        return [c for c in self.train_cells if c.role != TARGET]
+
+    def entry_targets(self, label: str) -> list[TrainCell]:
+        return [c for c in self.targets if c.label == label]
 
     def randomized(self, cell: TrainCell) -> bool:
         return cell.run_config.defense.randomization() is not None
@@ -138,22 +156,40 @@ def _digests(study: Study) -> dict[str, str | None]:
     return digests
 
 
+def config_digest(cell: TrainCell) -> str:
+    """sha256 (first 16 hex digits) of a training cell's resolved RunConfig: the model it
+    trains, whatever weights a run of it gives."""
+    text = json.dumps(cell.fingerprint(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _eval_cells(study: Study, digests: dict) -> list[dict]:
-    """The evaluation cells with their fingerprints (None where a model is not trained)."""
+    """The evaluation cells, entry by entry, with their fingerprints (None where a target is
+    not trained)."""
     config = study.config
-    protocol = protocol_config(config, study.train_cells, study.epsilons)
-    known = all(digests.values())
-    cells = [{"key": PROTOCOL_KEY, "kind": "protocol", "label": "paper protocol (every model)",
-              "settings": protocol, "needs": [c.name for c in study.train_cells],
-              "fingerprint": protocol_fingerprint(protocol, digests) if known else None}]
-    for target in study.targets:
-        evaluation = autoattack_config(config, target, study.epsilons, study.randomized(target))
-        digest = digests[target.name]
-        cells.append({"key": autoattack_key(target), "kind": "autoattack",
-                      "label": f"AutoAttack {evaluation.autoattack_version} on {target.name}",
-                      "settings": evaluation, "needs": [target.name], "target": target,
-                      "fingerprint": None if digest is None
-                      else autoattack_fingerprint(evaluation, digest)})
+    black_box = study.black_box
+    black_box_configs = {c.name: config_digest(c) for c in black_box}
+    cells = []
+    for entry in config.entries:
+        targets = study.entry_targets(entry.label)
+        protocol = protocol_config(config, study.train_cells, study.epsilons, entry.label)
+        target_digests = {c.name: digests[c.name] for c in targets}
+        cells.append({
+            "key": protocol_key(entry.label), "kind": "protocol", "entry": entry.label,
+            "label": f"paper protocol on {entry.label} ({len(targets)} seed(s))",
+            "settings": protocol, "needs": [c.name for c in targets + black_box],
+            "fingerprint": protocol_fingerprint(protocol, target_digests, black_box_configs)
+            if all(target_digests.values()) else None})
+        for target in targets:
+            evaluation = autoattack_config(config, target, study.epsilons,
+                                           study.randomized(target))
+            digest = digests[target.name]
+            cells.append({"key": autoattack_key(target), "kind": "autoattack",
+                          "entry": entry.label,
+                          "label": f"AutoAttack {evaluation.autoattack_version} on {target.name}",
+                          "settings": evaluation, "needs": [target.name], "target": target,
+                          "fingerprint": None if digest is None
+                          else autoattack_fingerprint(evaluation, digest)})
     return cells
 
 
@@ -201,7 +237,8 @@ def _estimates(study: Study, to_train: list[TrainCell], eval_cells: list[dict]) 
     for cell in pending_eval:
         if cell["kind"] == "protocol":
             seconds = 0.0
-            for target in study.targets:
+            targets = study.entry_targets(cell["entry"])
+            for target in targets:
                 eot = config.eot_samples * config.random_draws if study.randomized(target) else 1
                 seconds += estimate.white_box_seconds(batches, gradient[target.name],
                                                       study.epsilons, training_epsilon,
@@ -210,11 +247,10 @@ def _estimates(study: Study, to_train: list[TrainCell], eval_cells: list[dict]) 
                     seconds += estimate.transfer_seconds(
                         batches, gradient[target.name], study.epsilons, lengths,
                         len(config.paper_iterations) + 10, 1)
-            for source in study.train_cells:
-                if source.role != TARGET:
-                    seconds += estimate.transfer_seconds(
-                        batches, gradient[source.name], study.epsilons, lengths,
-                        len(config.paper_iterations) + 10, len(study.targets))
+            for source in study.black_box:
+                seconds += estimate.transfer_seconds(
+                    batches, gradient[source.name], study.epsilons, lengths,
+                    len(config.paper_iterations) + 10, len(targets))
             estimates[cell["key"]] = ("protocol", seconds)
         else:
             target = cell["target"]
@@ -291,7 +327,9 @@ def _evaluate(study: Study, cell: dict, progress: Progress) -> None:
                 left = progress.left(cell["key"], done / max(pending, 1))
                 report(f"[study] protocol cell {done + 1}/{pending}: {label}; about "
                        f"{estimate.format_seconds(left)} left in the study")
-        result = run_protocol_cell(cell["settings"], on_cell)
+        digests = _digests(study)
+        result = run_protocol_cell(cell["settings"],
+                                   {c.name: digests[c.name] for c in study.black_box}, on_cell)
         result["command"] = protocol_command(cell["settings"])
     else:
         result = run_autoattack_cell(cell["settings"])
@@ -334,26 +372,32 @@ def _run(study: Study, command, flagfile_text: str, to_train, estimates) -> dict
                        "settings": study.config.describe(),
                        "epsilons": list(study.epsilons)})
     progress = Progress(estimates)
-    for cell in to_train:
-        _train(study, cell, progress)
-    eval_cells = _eval_cells(study, _digests(study))  # with the weights just trained
-    for cell in eval_cells:
-        if _pending(study, cell):
-            if cell["key"] not in progress.estimates:  # a retrained model changed its inputs
-                progress.estimates[cell["key"]] = (cell["kind"], 0.0)
-                progress.total += 1
-            _evaluate(study, cell, progress)
+    training = {cell.key for cell in to_train}
+    for cell in study.black_box:  # every entry's protocol needs them
+        if cell.key in training:
+            _train(study, cell, progress)
+    for entry in study.config.entries:
+        for cell in study.entry_targets(entry.label):
+            if cell.key in training:
+                _train(study, cell, progress)
+        for cell in _eval_cells(study, _digests(study)):  # with the weights just trained
+            if cell["entry"] == entry.label and _pending(study, cell):
+                if cell["key"] not in progress.estimates:  # a retrained model changed it
+                    progress.estimates[cell["key"]] = (cell["kind"], 0.0)
+                    progress.total += 1
+                _evaluate(study, cell, progress)
+    eval_cells = _eval_cells(study, _digests(study))
     return write_study_report(study, _records(study, eval_cells), command, flagfile_text)
 
 
 def _records(study: Study, eval_cells: list[dict]) -> dict:
     """Every finished cell, as the report reads them."""
     records = {"train": {c.name: _stored_training(study, c)
-                         for c in study.train_cells}, "autoattack": {}}
+                         for c in study.train_cells}, "protocol": {}, "autoattack": {}}
     for cell in eval_cells:
         stored = _stored(study, cell["key"], cell["fingerprint"])
         if cell["kind"] == "protocol":
-            records["protocol"] = stored
+            records["protocol"][cell["entry"]] = stored
         else:
             records["autoattack"][cell["target"].name] = stored
     return records
