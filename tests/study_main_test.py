@@ -10,8 +10,11 @@ import tempfile
 import time
 
 import tensorflow as tf
+from absl import flags
 
 from tf_atalp.run_lock import RunLock
+from tf_atalp.study import flags as study_flags
+from tf_atalp.study.runner import prepare_study, write_report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_FLAGS = ["--dataset=synthetic", "--synthetic_train_size=128", "--synthetic_test_size=32",
@@ -153,6 +156,26 @@ class StudyMainTest(tf.test.TestCase):
         self.assertEqual(recomputed, {f"autoattack__{t}.json" for t in
                                       ("pat_seed0", "pat_seed1", "at_alp_seed0", "at_alp_seed1")})
 
+
+    def test_a_partial_report_holds_the_finished_entries_and_names_the_others(self):
+        def study(*extra):
+            values = flags.FlagValues()
+            study_flags.define_study_flags(values)
+            values(study_command(self.study_dir, *extra)[1:])
+            return prepare_study(study_flags.study_config_from_flags(values))
+
+        partial = write_report(study("--defenses=pat,at_alp,alp"), ["study_main.py"], "")
+        self.assertEqual(partial["unfinished_entries"], ["alp"])
+        self.assertEqual(set(partial["accuracy"]), {"pat", "at_alp"})
+        self.assertEqual({row["other"] for row in partial["comparisons"]}, {"pat"})
+        report = open(os.path.join(self.report, "report.md")).read()
+        self.assertIn("**Partial report**: 2 of 3 entries finished; not yet run: alp.", report)
+        # The reference unfinished: no report (every comparison is with it).
+        self.assertIsNone(write_report(study("--defenses=pat,alp", "--reference=alp"),
+                                       ["study_main.py"], ""))
+        whole = write_report(study(), ["study_main.py"], "")
+        self.assertEqual(whole["unfinished_entries"], [])
+        self.assertNotIn("Partial report", open(os.path.join(self.report, "report.md")).read())
 
     def test_a_study_resumed_on_a_new_machine_keeps_the_finished_entries(self):
         # A new machine: no trained model (runs/ is never committed), and at_alp unfinished

@@ -87,6 +87,10 @@ class StudyConfig:
       figure_seed: the seed whose targets Figures 3, 4 and 6 of the
         protocol draw (None: the first seed).
       bootstrap_samples: resamples of the paired bootstrap intervals.
+      run_first: entries trained and evaluated before the others, in this
+        order (the reference comes next if not named, then the rest in
+        `entries` order): the order in which a study cut short has its
+        entries done. Tables keep the `entries` order.
     """
 
     name: str
@@ -111,9 +115,11 @@ class StudyConfig:
     random_draws: int = 1
     figure_seed: int | None = None
     bootstrap_samples: int = 2000
+    run_first: tuple[str, ...] = ()
 
     def __post_init__(self):
-        for name in ("train_flags", "entries", "seeds", "black_box", "paper_iterations"):
+        for name in ("train_flags", "entries", "seeds", "black_box", "paper_iterations",
+                     "run_first"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         check(bool(self.name), "`name` must be set. Received: ''")
         check(bool(self.study_dir), "`study_dir` must be set. Received: ''")
@@ -159,6 +165,11 @@ class StudyConfig:
                      "autoattack_iterations", "square_queries"):
             check(getattr(self, name) >= 1,
                   f"`{name}` must be >= 1. Received: {name}={getattr(self, name)}")
+        unknown = [label for label in self.run_first
+                   if label not in {e.label for e in self.entries}]
+        check(not unknown and len(set(self.run_first)) == len(self.run_first),
+              "`run_first` must name distinct entries of `entries` "
+              f"{[e.label for e in self.entries]}. Received: {list(self.run_first)}")
         check(self.figure_seed is None or self.figure_seed in self.seeds,
               f"`figure_seed` must be one of the seeds {list(self.seeds)}. Received: "
               f"{self.figure_seed}")
@@ -174,6 +185,15 @@ class StudyConfig:
     @property
     def report_dir(self) -> str:
         return os.path.join(self.study_dir, REPORT_DIR)
+
+    @property
+    def run_order(self) -> tuple[Entry, ...]:
+        """The entries in the order they train and are evaluated: `run_first`, the reference,
+        then the others in `entries` order."""
+        first = list(self.run_first) + [self.reference] * (self.reference not in self.run_first)
+        by_label = {e.label: e for e in self.entries}
+        return tuple(by_label[label] for label in first) + tuple(
+            e for e in self.entries if e.label not in first)
 
     def source_seed(self, seed: int) -> int:
         """The seed of the faithful gray-box source of the target trained with `seed`."""

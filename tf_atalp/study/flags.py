@@ -68,6 +68,9 @@ def define_study_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          "(default: the first).", **define)
     flags.DEFINE_integer("bootstrap_samples", 2000, "Resamples of the bootstrap intervals.",
                          lower_bound=1, **define)
+    flags.DEFINE_list("run_first", [], "Entries to train and evaluate before the others, in "
+                      "this order (then the reference, then the rest): what a study cut "
+                      "short has done first.", **define)
     flags.DEFINE_bool("plan_only", False, "Check everything, print the cells and the time "
                       "estimate, and stop.", **define)
 
@@ -115,4 +118,4 @@ def study_config_from_flags(f: flags.FlagValues = flags.FLAGS) -> StudyConfig:
         autoattack_attacks=tuple(f.autoattack_attacks), rand_attacks=tuple(f.rand_attacks),
         max_examples=f.max_examples, eval_batch_size=f.eval_batch_size,
         eot_samples=f.eot_samples, random_draws=f.random_draws, figure_seed=f.figure_seed,
-        bootstrap_samples=f.bootstrap_samples)
+        bootstrap_samples=f.bootstrap_samples, run_first=tuple(f.run_first))

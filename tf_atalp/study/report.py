@@ -177,11 +177,15 @@ def _csv(rows: list[list]) -> str:
     return out.getvalue()
 
 
-def write_study_report(study, records: dict, command, flagfile_text: str) -> dict:
+def write_study_report(study, records: dict, command, flagfile_text: str,
+                       unfinished=(), settings: dict | None = None) -> dict:
     """Writes the report folder from the finished cells' records; returns study_results.
 
     records: {"train": {name: stored cell}, "protocol": {entry label: stored cell},
     "autoattack": {target name: stored cell}} (as `CellStore.save` returned them).
+    unfinished: the labels of the study's entries not finished yet (a partial
+    report: `study` holds the finished ones); settings: the whole study's
+    (default: `study.config.describe()`).
     """
     config = study.config
     out = config.report_dir
@@ -218,7 +222,8 @@ def write_study_report(study, records: dict, command, flagfile_text: str) -> dic
         figures["training_curves"] = None
     flags_by_target = _flags_by_target(protocol_document, records["autoattack"], out)
     results = {
-        "name": config.name, "command": list(command), "settings": config.describe(),
+        "name": config.name, "command": list(command),
+        "settings": settings or config.describe(), "unfinished_entries": list(unfinished),
         "epsilons": list(study.epsilons), "num_examples": int(len(outcomes[study.targets[0].name]
                                                                   [CLEAN])),
         "data": protocol_document["data"],
@@ -327,7 +332,13 @@ def _markdown(study, results, spreads, columns, records, flagfile_text) -> str:
                    "one seed: **no spread over seeds** (each number is one trained model)")
     lines = [f"# {config.name}: the AT+ALP study", "",
              f"Made {results['made_utc']} by:", "", "```", " ".join(results["command"]), "```",
-             "", f"Machine: {results['machine']}.", "",
+             "", f"Machine: {results['machine']}.", ""]
+    if results["unfinished_entries"]:
+        lines += [f"**Partial report**: {len(labels)} of "
+                  f"{len(labels) + len(results['unfinished_entries'])} entries finished; "
+                  f"not yet run: {', '.join(results['unfinished_entries'])}. Rerun the "
+                  "study's command to go on.", ""]
+    lines += [
              f"Data: {data['name']} {data['split']} split, {results['num_examples']} of "
              f"{data['split_size']} images" + (" (class-balanced subset)" if data.get("subset")
                                                 else "") + f", {data['image_size']} px. "

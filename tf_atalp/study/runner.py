@@ -44,7 +44,7 @@ from tf_atalp.study.eval_cells import (
     protocol_command, protocol_config, protocol_fingerprint, protocol_key, run_autoattack_cell,
     run_protocol_cell, study_epsilons)
 from tf_atalp.study.processes import run_logged
-from tf_atalp.study.report import write_study_report
+from tf_atalp.study.report import REPORT_FILE, write_study_report
 from tf_atalp.study.train_cells import (
     TARGET, TrainCell, is_trained, plan_train_cells, weights_digest)
 from tf_atalp.model_dir import HISTORY_FILE, TRAIN_RESULTS_FILE, history_number, read_history
@@ -376,18 +376,65 @@ def _run(study: Study, command, flagfile_text: str, to_train, estimates) -> dict
     for cell in study.black_box:  # every entry's protocol needs them
         if cell.key in training:
             _train(study, cell, progress)
-    for entry in study.config.entries:
+    for entry in study.config.run_order:
         for cell in study.entry_targets(entry.label):
             if cell.key in training:
                 _train(study, cell, progress)
+        computed = False
         for cell in _eval_cells(study, _digests(study)):  # with the weights just trained
             if cell["entry"] == entry.label and _pending(study, cell):
                 if cell["key"] not in progress.estimates:  # a retrained model changed it
                     progress.estimates[cell["key"]] = (cell["kind"], 0.0)
                     progress.total += 1
                 _evaluate(study, cell, progress)
+                computed = True
+        if computed:
+            partial = write_report(study, command, flagfile_text, partial_only=True)
+            if partial is not None:
+                done = len(study.config.entries) - len(partial["unfinished_entries"])
+                report(f"[study] partial report of the {done} entries finished so far: "
+                       f"{study.config.report_dir}/{REPORT_FILE}")
+    return write_report(study, command, flagfile_text)
+
+
+def _finished_entries(study: Study, eval_cells: list[dict]) -> list[str]:
+    """The labels of the entries whose every training run and evaluation cell is recorded."""
+    finished = []
+    for entry in study.config.entries:
+        trained = all(_stored_training(study, c) is not None
+                      for c in study.entry_targets(entry.label))
+        if trained and not any(_pending(study, c) for c in eval_cells
+                               if c["entry"] == entry.label):
+            finished.append(entry.label)
+    return finished
+
+
+def write_report(study: Study, command, flagfile_text: str,
+                 partial_only: bool = False) -> dict | None:
+    """Writes the report of the finished entries and returns its study_results.
+
+    Every entry finished: the whole study's report. Some: a partial report
+    that names the others. None, writing nothing, while the reference entry
+    is unfinished (the report compares every entry with it), or with
+    `partial_only` when every entry is finished.
+    """
     eval_cells = _eval_cells(study, _digests(study))
-    return write_study_report(study, _records(study, eval_cells), command, flagfile_text)
+    finished = _finished_entries(study, eval_cells)
+    config = study.config
+    unfinished = [e.label for e in config.entries if e.label not in finished]
+    if config.reference not in finished or (partial_only and not unfinished):
+        return None
+    shown = study
+    if unfinished:
+        shown = dataclasses.replace(
+            study, config=dataclasses.replace(
+                config, entries=tuple(e for e in config.entries if e.label in finished),
+                run_first=tuple(label for label in config.run_first if label in finished)),
+            train_cells=[c for c in study.train_cells
+                         if c.role != TARGET or c.label in finished])
+    records = _records(shown, [c for c in eval_cells if c["entry"] in finished])
+    return write_study_report(shown, records, command, flagfile_text, unfinished=unfinished,
+                              settings=config.describe())
 
 
 def _records(study: Study, eval_cells: list[dict]) -> dict:
