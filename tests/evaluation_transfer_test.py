@@ -7,6 +7,7 @@ from tests.evaluation_fixtures import CountingModel, conv_data, conv_model, data
 from tf_atalp.attacks import PGD, Restarts, WorstCase, inference_logits
 from tf_atalp.evaluation import evaluate_robustness, evaluate_transfer
 from tf_atalp.evaluation.per_example import decode_outcomes
+from tf_atalp.evaluation.transfer import IterateCache
 
 
 class IteratesTest(tf.test.TestCase):
@@ -75,6 +76,33 @@ class EvaluateTransferTest(tf.test.TestCase):
                                    record_at=[20])
         self.assertEqual(result["models"]["twin"]["attacks"][0]["correct"],
                          result["models"]["source"]["attacks"][0]["correct"])
+
+    def test_a_cache_crafts_once_for_later_calls_and_scores_the_same(self):
+        cache = IterateCache()
+        source = CountingModel(self.source)
+        attacks = [self.attack, Restarts(PGD(0.05, 0.01, 20), 1)]
+        first = evaluate_transfer(source, {"a": conv_model(seed=1)}, self.dataset, attacks,
+                                  record_at=[10, 20], seed=0, cache=cache, cache_key="s")
+        crafting = int(source.examples.numpy())
+        self.assertEqual(cache.crafted, 2 * 3)  # 2 attacks x 3 batches of 16
+        b = conv_model(seed=2)
+        second = evaluate_transfer(source, {"b": b}, self.dataset, attacks, record_at=[10, 20],
+                                   seed=0, cache=cache, cache_key="s")
+        self.assertEqual(cache.crafted, 2 * 3)
+        # The second call ran the source only to score it (clean and 2 iterates x 2 attacks).
+        self.assertEqual(int(source.examples.numpy()) - crafting, 5 * 48)
+        alone = evaluate_transfer(self.source, {"b": b}, self.dataset, attacks,
+                                  record_at=[10, 20], seed=0)
+        self.assertEqual(second["models"]["b"], alone["models"]["b"])
+        self.assertEqual(first["models"]["source"], second["models"]["source"])
+        # Another key, seed or attack crafts again.
+        evaluate_transfer(source, {"b": b}, self.dataset, attacks[:1], record_at=[10, 20],
+                          seed=1, cache=cache, cache_key="s")
+        evaluate_transfer(source, {"b": b}, self.dataset, attacks[:1], record_at=[10, 20],
+                          seed=0, cache=cache, cache_key="another source")
+        self.assertEqual(cache.crafted, 2 * 3 + 3 + 3)
+        with self.assertRaisesRegex(ValueError, "go together"):
+            evaluate_transfer(source, {"b": b}, self.dataset, attacks, cache=cache)
 
     def test_only_single_untargeted_pgd_runs(self):
         for attack, message in ((Restarts(PGD(0.1, 0.01, 5), 2), "single PGD runs"),

@@ -13,6 +13,7 @@ from tests.protocol_fixtures import protocol_workspace, write_masks
 from tf_atalp.attacks import Restarts
 from tf_atalp.evaluation import evaluate_robustness
 from tf_atalp.evaluation.loading import load_model_for_eval
+from tf_atalp.evaluation.transfer import IterateCache
 from tf_atalp.protocol import (
     ProtocolConfig, paper_setting, prepare_protocol, run_protocol, strong_setting)
 from tf_atalp.protocol import cell_runs
@@ -158,6 +159,30 @@ class PaperProtocolTest(tf.test.TestCase):
                 self.dirs, output, figure_images=0, landscape_grid=0, black_box_sources=(),
                 gray_box_sources=(), seed=1)))
         self.assertEqual(counting.call_count, 4)  # 2 settings x 2 targets
+
+
+    def test_runs_sharing_an_iterate_cache_craft_the_black_box_images_once(self):
+        # A study's entries: one protocol per target set, the same black-box source.
+        cache = IterateCache()
+        root = temporary_folder(self)
+        documents = []
+        for name in ("none", "at_alp"):
+            documents.append(run_protocol(prepare_protocol(protocol_config(
+                self.dirs, os.path.join(root, name), targets=(self.dirs[name],),
+                gray_box_sources=(), figure_images=0, landscape_grid=0),
+                iterate_cache=cache)))
+            if name == "none":
+                crafted = cache.crafted
+        self.assertGreater(crafted, 0)
+        self.assertEqual(cache.crafted, crafted)  # the second run only scored them
+        # The same numbers as the run without a cache, for each target.
+        series = {(s["target"], s["setting"], s["epsilon"]): s["points"]
+                  for s in self.document["series"] if s["threat_model"] == "black_box"}
+        for document in documents:
+            for s in document["series"]:
+                if s["threat_model"] == "black_box":
+                    self.assertEqual(s["points"],
+                                     series[(s["target"], s["setting"], s["epsilon"])])
 
 
 class PairedSourceTest(tf.test.TestCase):

@@ -155,6 +155,8 @@ class StudyMainTest(tf.test.TestCase):
         recomputed = {name for name in after if after[name] != before[name]}
         self.assertEqual(recomputed, {f"autoattack__{t}.json" for t in
                                       ("pat_seed0", "pat_seed1", "at_alp_seed0", "at_alp_seed1")})
+        restored = run_study(self.study_dir)  # back to the settings the other tests use
+        self.assertEqual(restored.returncode, 0, restored.stderr[-3000:])
 
 
     def test_a_partial_report_holds_the_finished_entries_and_names_the_others(self):
@@ -180,8 +182,6 @@ class StudyMainTest(tf.test.TestCase):
     def test_a_study_resumed_on_a_new_machine_keeps_the_finished_entries(self):
         # A new machine: no trained model (runs/ is never committed), and at_alp unfinished
         # (its cells were not recorded). Only the black-box source and at_alp train again.
-        settled = run_study(self.study_dir)  # the default settings (another test changes one)
-        self.assertEqual(settled.returncode, 0, settled.stderr[-3000:])
         shutil.rmtree(os.path.join(self.study_dir, "runs"))
         for name in os.listdir(os.path.join(self.report, "cells")):
             if "at_alp" in name:

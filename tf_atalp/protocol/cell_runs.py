@@ -61,16 +61,18 @@ def single_step_cell(model: Callable, batches: Sequence, epsilons: Sequence[floa
 
 def transfer_cell(source: Callable, targets: Mapping[str, Callable], batches: Sequence,
                   setting: AttackSetting, epsilons: Sequence[float], *, threat_model: str,
-                  seed: int, observe: Callable | None = None) -> dict:
+                  seed: int, observe: Callable | None = None, cache=None,
+                  cache_key: str | None = None) -> dict:
     """PGD of `setting` crafted on `source` once per batch, scored on each of `targets`.
 
     Returns {"source": the source's own white-box numbers, "targets": {name: numbers}}.
     `observe(batch_index, images, labels, epsilon, final_iterate)` is called for
     every batch and epsilon (e.g. to measure attention on the adversarial images).
+    `cache`, `cache_key`: `evaluate_transfer`'s (iterates crafted by an earlier cell).
     """
     attacks = [setting.pgd(epsilon) for epsilon in epsilons]
     result = evaluate_transfer(source, targets, batches, attacks, record_at=setting.record_at,
-                               seed=seed, observe=observe)
+                               seed=seed, observe=observe, cache=cache, cache_key=cache_key)
     models = result["models"]
     return {"source": scored(models[SOURCE], WHITE_BOX),
             "targets": {name: scored(models[name], threat_model) for name in targets}}

@@ -13,6 +13,7 @@ and report.md.
 """
 
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -24,6 +25,7 @@ from absl import logging
 from tf_atalp.analysis.key_regions import KeyRegionTally, load_masks
 from tf_atalp.evaluation.config import DEFAULT_EOT_SAMPLES, DEFAULT_RANDOM_DRAWS, EvalConfig
 from tf_atalp.evaluation.preparation import prepare_evaluation
+from tf_atalp.evaluation.transfer import IterateCache
 from tf_atalp.io_utils import atomic_write_json, atomic_write_text
 from tf_atalp.output_checks import check_output_dir
 from tf_atalp.protocol import analyses, cell_runs
@@ -32,7 +34,7 @@ from tf_atalp.protocol.cells import CELLS_DIR, CellStore
 from tf_atalp.protocol.checks import protocol_checks
 from tf_atalp.protocol.data import ProtocolData, load_protocol_data
 from tf_atalp.protocol.models import (
-    PAIRED_SOURCE, SAME_DEFENSE_SOURCE, TARGET, LoadedModels, ProtocolModel,
+    BLACK_BOX_SOURCE, PAIRED_SOURCE, SAME_DEFENSE_SOURCE, TARGET, LoadedModels, ProtocolModel,
     find_protocol_models, scored_targets)
 from tf_atalp.protocol.report import write_report
 from tf_atalp.protocol.settings import ProtocolConfig
@@ -59,13 +61,18 @@ class Cell:
 
 @dataclasses.dataclass
 class Protocol:
-    """A checked protocol run: config, models, data and the masks for Table 2 (or None)."""
+    """A checked protocol run: config, models, data and the masks for Table 2 (or None).
+
+    `iterate_cache`: black-box sources' iterates kept across protocol runs in
+    one process (see `prepare_protocol`); None: crafted in each run.
+    """
 
     config: ProtocolConfig
     models: list[ProtocolModel]
     data: ProtocolData
     masks: np.ndarray | None
     loaded: LoadedModels = dataclasses.field(default_factory=LoadedModels)
+    iterate_cache: IterateCache | None = None
 
     @property
     def targets(self) -> list[ProtocolModel]:
@@ -83,8 +90,14 @@ class Protocol:
                 self.config.random_draws or DEFAULT_RANDOM_DRAWS)
 
 
-def prepare_protocol(config: ProtocolConfig) -> Protocol:
-    """Checks every model_dir, the data and the masks; reads the test examples once."""
+def prepare_protocol(config: ProtocolConfig,
+                     iterate_cache: IterateCache | None = None) -> Protocol:
+    """Checks every model_dir, the data and the masks; reads the test examples once.
+
+    `iterate_cache`: shared by protocol runs over the same black-box sources
+    and data (a study's entries): each source's PGD iterates are crafted once
+    and scored on every run's targets.
+    """
     for folder in (config.output_dir, os.path.join(config.output_dir, CELLS_DIR),
                    os.path.join(config.output_dir, TENSORBOARD_DIR)):
         check_output_dir(folder, name="output_dir")
@@ -114,7 +127,7 @@ def prepare_protocol(config: ProtocolConfig) -> Protocol:
     if masks_dir is not None:
         masks = load_masks(data.image_paths, data_config.data_dir, masks_dir,
                            data_config.image_size, data_config.resize)
-    return Protocol(config, models, data, masks)
+    return Protocol(config, models, data, masks, iterate_cache=iterate_cache)
 
 
 def _common_fingerprint(protocol: Protocol) -> dict:
@@ -193,10 +206,13 @@ def _transfer(protocol: Protocol, setting, source: ProtocolModel,
     tally, observe = {}, None
     if protocol.masks is not None:
         observe = _key_region_observer(protocol, tally, analyses.with_features(models))
+    cache = protocol.iterate_cache if source.role == BLACK_BOX_SOURCE else None
     result = cell_runs.transfer_cell(
         protocol.loaded(source), models, protocol.data.batches, setting,
         protocol.config.epsilons, threat_model=source.threat_model, seed=protocol.config.seed,
-        observe=observe)
+        observe=observe, cache=cache,
+        cache_key=None if cache is None else json.dumps(
+            [source.fingerprint(), protocol.data.record], sort_keys=True))
     if observe is not None:
         result["key_regions"] = {name: t.means() for name, t in tally.items()}
     return result

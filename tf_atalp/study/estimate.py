@@ -106,9 +106,10 @@ def white_box_seconds(batches: int, gradient_pass: float, epsilons, training_eps
 
 
 def transfer_seconds(batches: int, gradient_pass: float, epsilons, run_lengths,
-                     scored_counts: int, targets: int) -> float:
-    """One source's transfer cells: full runs on the source, each scored iterate on each target."""
-    crafting = sum(run_lengths) * len(epsilons) * batches * gradient_pass
+                     scored_counts: int, targets: int, crafted: bool = True) -> float:
+    """One source's transfer cells: full runs on the source (unless `crafted` is False: its
+    iterates are cached), each scored iterate on each target."""
+    crafting = sum(run_lengths) * len(epsilons) * batches * gradient_pass * crafted
     scoring = scored_counts * len(epsilons) * batches * targets * gradient_pass * FORWARD_SHARE
     return crafting + scoring
 

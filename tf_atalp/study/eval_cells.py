@@ -114,10 +114,14 @@ def protocol_fingerprint(protocol: ProtocolConfig, target_digests: dict[str, str
 
 
 def run_protocol_cell(protocol_settings: ProtocolConfig, black_box_digests: dict[str, str],
-                      on_cell=None) -> dict:
+                      on_cell=None, iterate_cache=None) -> dict:
     """Runs (resuming) one entry's protocol; returns where its results are, what it took and
-    the black-box sources' weights digests it was crafted with."""
-    protocol = prepare_protocol(protocol_settings)
+    the black-box sources' weights digests it was crafted with.
+
+    `iterate_cache`: an `IterateCache` the study's entries share (the
+    black-box images are crafted once per process, scored on every entry).
+    """
+    protocol = prepare_protocol(protocol_settings, iterate_cache=iterate_cache)
     document = run_protocol(protocol, command=shlex.split(protocol_command(protocol_settings)),
                             on_cell=on_cell)
     folder = os.path.basename(os.path.normpath(protocol_settings.output_dir))

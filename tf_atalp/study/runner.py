@@ -32,6 +32,7 @@ import json
 import os
 import time
 
+from tf_atalp.evaluation.transfer import IterateCache
 from tf_atalp.io_utils import atomic_write_json
 from tf_atalp.output_checks import check_output_dir
 from tf_atalp.run_lock import RunLock
@@ -62,6 +63,8 @@ class Study:
     train_cells: list[TrainCell]
     epsilons: tuple[float, ...]
     store: CellStore
+    # The black-box sources' PGD iterates, crafted once and scored on every entry.
+    iterate_cache: IterateCache = dataclasses.field(default_factory=IterateCache)
 
     @property
     def targets(self) -> list[TrainCell]:
@@ -234,6 +237,11 @@ def _estimates(study: Study, to_train: list[TrainCell], eval_cells: list[dict]) 
         c.run_config, c.prepared.steps_per_epoch, steps[tuple(c.argv[:-2])],
         gradient[c.name])) for c in to_train}
     lengths = (max(config.paper_iterations), config.strong_iterations)
+    # The black-box iterates are crafted by the first protocol this process runs, then cached.
+    order = [entry.label for entry in config.run_order]
+    protocols = sorted((c for c in pending_eval if c["kind"] == "protocol"),
+                       key=lambda c: order.index(c["entry"]))
+    crafting = protocols[0]["key"] if protocols else None
     for cell in pending_eval:
         if cell["kind"] == "protocol":
             seconds = 0.0
@@ -250,7 +258,8 @@ def _estimates(study: Study, to_train: list[TrainCell], eval_cells: list[dict]) 
             for source in study.black_box:
                 seconds += estimate.transfer_seconds(
                     batches, gradient[source.name], study.epsilons, lengths,
-                    len(config.paper_iterations) + 10, len(targets))
+                    len(config.paper_iterations) + 10, len(targets),
+                    crafted=cell["key"] == crafting)
             estimates[cell["key"]] = ("protocol", seconds)
         else:
             target = cell["target"]
@@ -329,7 +338,8 @@ def _evaluate(study: Study, cell: dict, progress: Progress) -> None:
                        f"{estimate.format_seconds(left)} left in the study")
         digests = _digests(study)
         result = run_protocol_cell(cell["settings"],
-                                   {c.name: digests[c.name] for c in study.black_box}, on_cell)
+                                   {c.name: digests[c.name] for c in study.black_box}, on_cell,
+                                   iterate_cache=study.iterate_cache)
         result["command"] = protocol_command(cell["settings"])
     else:
         result = run_autoattack_cell(cell["settings"])
