@@ -124,6 +124,32 @@ class StudyMainTest(tf.test.TestCase):
             self.assertIn(row["verdict"], ("higher", "lower", "not distinguishable"))
         self.assertEqual(self.results["num_examples"], 16)
 
+    def test_cost_table_sets_each_entry_against_pat(self):
+        costs = self.results["costs"]
+        self.assertEqual((costs["baseline"], costs["column"]), ("pat", "white_box 0.03"))
+        rows = {row["entry"]: row for row in costs["rows"]}
+        self.assertEqual(set(rows), {"pat", "at_alp"})
+        self.assertIsNone(rows["pat"]["against_baseline"])
+        self.assertAlmostEqual(rows["pat"]["time_vs_baseline"], 1.0)
+        seconds = self.results["training_seconds"]
+        self.assertAlmostEqual(rows["at_alp"]["time_vs_baseline"],
+                               sum(seconds["at_alp"]) / sum(seconds["pat"]))
+        self.assertEqual(rows["at_alp"]["robust"],
+                         self.results["accuracy"]["at_alp"]["white_box 0.03"])
+        # at_alp minus pat is the reference comparison on the same column: the same test.
+        paired = rows["at_alp"]["against_baseline"]
+        reference = next(r for r in self.results["comparisons"]
+                         if r["other"] == "pat" and r["column"] == "white_box 0.03")
+        for key in ("difference", "interval", "a_only", "b_only", "p_value", "verdict"):
+            self.assertEqual(paired[key], reference[key], key)
+        report = open(os.path.join(self.report, "report.md")).read()
+        self.assertIn("## What each defense costs and buys", report)
+        # Every cell names the machine it ran on; one machine ran them all here.
+        with open(os.path.join(self.report, "cells", "autoattack__pat_seed0.json")) as f:
+            self.assertEqual(json.load(f)["machine"], self.results["machine"])
+        self.assertIn(f"Machine of every cell: {self.results['machine']}.", report)
+        self.assertIn("| defense | training s | x pat's time |", report)
+
     def test_each_target_is_attacked_from_its_next_seed(self):
         pairs = {}
         for entry in ("pat", "at_alp"):
@@ -206,6 +232,19 @@ class StudyMainTest(tf.test.TestCase):
         self.assertEqual(len(results["comparisons"]), 10)
 
 
+    def test_report_only_rewrites_the_report_and_runs_no_cell(self):
+        before = cell_times(self.report)
+        report = os.path.join(self.report, "report.md")
+        os.remove(report)
+        rewritten = run_study(self.study_dir, "--report_only")
+        self.assertEqual(rewritten.returncode, 0, rewritten.stderr[-3000:])
+        self.assertEqual(cell_times(self.report), before)
+        self.assertNotIn("[study] cell", rewritten.stdout)
+        text = open(report).read()
+        self.assertIn("## What each defense costs and buys", text)
+        self.assertNotIn("report_only", text)  # its command and flags are the study's
+
+
 class StudyInputsTest(tf.test.TestCase):
 
     def check_refused(self, message, *extra):
@@ -233,6 +272,19 @@ class StudyInputsTest(tf.test.TestCase):
         self.assertEqual(run.returncode, 1, run.stderr[-2000:])
         self.assertIn(f"`study_dir` {study_dir!r} is in use by process {os.getpid()} ", run.stderr)
         self.assertNotIn("Traceback", run.stderr)
+        self.assertFalse(os.path.exists(os.path.join(study_dir, "runs")))
+
+    def test_report_only_and_plan_only_together_are_refused(self):
+        self.check_refused("`plan_only` and `report_only` cannot both be set", "--plan_only",
+                           "--report_only")
+
+    def test_report_only_before_the_reference_finished_writes_no_report(self):
+        study_dir = os.path.join(tempfile.mkdtemp(), "study")
+        run = run_study(study_dir, "--report_only", timeout=300)
+        self.assertEqual(run.returncode, 1, run.stderr[-2000:])
+        self.assertIn("No report written: the reference entry 'at_alp' has not finished",
+                      run.stderr)
+        self.assertFalse(os.path.exists(os.path.join(study_dir, "report")))
         self.assertFalse(os.path.exists(os.path.join(study_dir, "runs")))
 
     def test_a_missing_data_folder_is_refused(self):

@@ -8,11 +8,13 @@ recomputes one whose fingerprint changed, so an interrupted run resumes
 where it stopped and a changed flag never reuses stale numbers.
 """
 
+import datetime
 import json
 import os
 import re
 
 from tf_atalp.io_utils import atomic_write_json
+from tf_atalp.machine import machine_summary
 
 CELLS_DIR = "cells"
 
@@ -46,9 +48,12 @@ class CellStore:
         return stored
 
     def save(self, key: str, fingerprint: dict, result: dict, seconds: float) -> dict:
-        """Writes the cell (atomically) and returns what was written."""
+        """Writes the cell (atomically) and returns what was written, with the machine it
+        ran on and when it finished (a study's cells may run on several machines)."""
         stored = {"key": key, "fingerprint": _canonical(fingerprint), "result": result,
-                  "seconds": round(seconds, 1)}
+                  "seconds": round(seconds, 1), "machine": machine_summary(),
+                  "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                      timespec="seconds")}
         atomic_write_json(self.path(key), stored)
         return stored
 

@@ -17,6 +17,10 @@ from tf_atalp.protocol.settings import PAPER_SWEEP, STRONG_ITERATIONS
 from tf_atalp.study.config import GRAY_BOX_MODES, Entry, StudyConfig
 
 
+# Flags that say what to do with a study, not what it is: left out of its recorded flagfile.
+ACTION_FLAGS = ("plan_only", "report_only")
+
+
 def define_study_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """Declares the study flags in `flag_values` (once)."""
     if "study_dir" in flag_values:
@@ -73,6 +77,9 @@ def define_study_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       "short has done first.", **define)
     flags.DEFINE_bool("plan_only", False, "Check everything, print the cells and the time "
                       "estimate, and stop.", **define)
+    flags.DEFINE_bool("report_only", False, "Run no cell: rewrite the report folder from the "
+                      "cells already recorded (e.g. after an update of the report's code), "
+                      "and stop.", **define)
 
 
 def _entry_flags(values: list[str], labels: list[str]) -> dict[str, list[str]]:

@@ -10,27 +10,26 @@ import csv
 import datetime
 import io
 import os
-import platform
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from tf_atalp.evaluation.results import BLACK_BOX, GRAY_BOX, WHITE_BOX
 from tf_atalp.io_utils import atomic_write_json, atomic_write_text
+from tf_atalp.machine import machine_summary
 from tf_atalp.protocol.analyses import _sweep_panels
 from tf_atalp.protocol.figures import plot_sweep
-from tf_atalp.protocol.settings import PAPER
 from tf_atalp.study import statistics
 from tf_atalp.study.aggregate import (
     AUTOATTACK, CLEAN, PAPER_SUFFIX, column, merge_protocol_documents, read_json,
     study_outcomes)
 from tf_atalp.study.figures import plot_robust_against_cost, plot_training_curves
 from tf_atalp.study.train_cells import TARGET
-from tf_atalp.training.precision import cpu_model_name
 
 REPORT_FILE = "report.md"
 RESULTS_FILE = "study_results.json"
+# The entry each defense's training time and robustness are set against in "What each
+# defense costs and buys" (PGD adversarial training, the field's baseline).
+COST_BASELINE = "pat"
 TITLES = {CLEAN: "clean", WHITE_BOX: "white-box (every attack)", AUTOATTACK: "AutoAttack",
           GRAY_BOX: "gray-box (paired copy)", BLACK_BOX: "black-box",
           GRAY_BOX + PAPER_SUFFIX: "gray-box", BLACK_BOX + PAPER_SUFFIX: "black-box"}
@@ -116,6 +115,78 @@ def _comparisons(study, runs, names) -> list[dict]:
     return rows
 
 
+def _costs(study, runs, spreads, seconds: dict, training_epsilon: float) -> dict:
+    """What each entry costs (training seconds) and buys (robust accuracy, training radius).
+
+    Returns {"baseline": COST_BASELINE or None when the study lacks it,
+    "column": the white-box (every attack) column, "autoattack_column",
+    "rows": [{"entry", "training_seconds", "time_vs_baseline", "clean",
+    "robust", "autoattack", "against_baseline"}]}; "against_baseline" is the
+    paired comparison entry minus baseline on that column (None for the
+    baseline itself or where a seed lacks the column).
+    """
+    config = study.config
+    robust = column(WHITE_BOX, training_epsilon)
+    autoattack = column(AUTOATTACK, training_epsilon)
+    baseline = COST_BASELINE if COST_BASELINE in runs else None
+    baseline_seconds = float(np.mean(seconds[baseline])) if baseline else None
+    rows = []
+    for label in (e.label for e in config.entries):
+        per = spreads[label]
+        row = {"entry": label, "training_seconds": statistics.spread(seconds[label]).describe(),
+               "time_vs_baseline": (float(np.mean(seconds[label])) / baseline_seconds
+                                    if baseline_seconds else None),
+               **{key: per[name].describe() if name in per else None
+                  for key, name in (("clean", CLEAN), ("robust", robust),
+                                    ("autoattack", autoattack))},
+               "against_baseline": None}
+        pairs = runs[label] + (runs[baseline] if baseline else [])
+        if baseline and label != baseline and all(robust in o for _, o in pairs):
+            row["against_baseline"] = statistics.compare(
+                np.stack([o[robust] for _, o in runs[label]]),
+                np.stack([o[robust] for _, o in runs[baseline]]),
+                samples=config.bootstrap_samples, seed=0).describe()
+        rows.append(row)
+    return {"baseline": baseline, "column": robust, "autoattack_column": autoattack,
+            "rows": rows}
+
+
+def _cost_lines(costs: dict) -> list[str]:
+    """The report's section on what each entry costs and buys (table and figure)."""
+    baseline, robust = costs["baseline"], costs["column"]
+    lines = ["## What each defense costs and buys", "",
+             "Training seconds: train_main's `training_seconds` of each run (the fit alone, "
+             "as measured when it ran; mean ± std over seeds). Robust accuracy: "
+             f"{column_title(robust)} (the headline) and AutoAttack alone, as above."]
+    if baseline:
+        lines[-1] += (f" Each entry minus {baseline} on the same images, seed s with seed s "
+                      "(McNemar's exact test, bootstrap 95% interval over images and seeds).")
+    header = ["defense", "training s"] + ([f"x {baseline}'s time"] if baseline else []) + [
+        column_title(CLEAN), column_title(robust), column_title(costs["autoattack_column"])]
+    if baseline:
+        header += [f"minus {baseline} (points)", "95% interval", "McNemar p", "verdict"]
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in costs["rows"]:
+        spent = row["training_seconds"]
+        cells = [row["entry"], f"{spent['mean']:.0f}" + (f" ± {spent['std']:.0f}"
+                                                         if spent["std"] is not None else "")]
+        if baseline:
+            cells.append(f"{row['time_vs_baseline']:.2f}")
+        cells += [_percent(statistics.Spread(r["mean"], r["std"], tuple(r["values"])))
+                  if r else "-" for r in (row["clean"], row["robust"], row["autoattack"])]
+        if baseline:
+            paired = row["against_baseline"]
+            if paired is None:
+                cells += ["-"] * 4
+            else:
+                low, high = paired["interval"]
+                cells += [f"{100 * paired['difference']:+.1f}",
+                          f"[{100 * low:+.1f}, {100 * high:+.1f}]", f"{paired['p_value']:.3g}",
+                          f"**{paired['verdict']}**"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + ["", "![robust accuracy against training time](robust_against_cost.png)", ""]
+
+
 def _comparison_line(row: dict) -> str:
     low, high = row["interval"]
     return (f"| {row['other']} | {column_title(row['column'])} | "
@@ -160,15 +231,6 @@ def _figure3(study, document: dict, out: str) -> list[str]:
             f"iterations, mean over {seeds} seed(s)",
             os.path.join(out, f"figure3_{setting}.png")))
     return [os.path.basename(p) for p in paths]
-
-
-def _environment() -> str:
-    return (f"{cpu_model_name() or platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} CPU cores, no GPU used" if not tf.config.list_physical_devices(
-                "GPU") else f"{os.cpu_count()} CPU cores and "
-            f"{len(tf.config.list_physical_devices('GPU'))} GPU(s)") + (
-        f"; Python {platform.python_version()}, TensorFlow {tf.__version__}, "
-        f"Keras {keras.__version__}")
 
 
 def _csv(rows: list[list]) -> str:
@@ -220,6 +282,7 @@ def write_study_report(study, records: dict, command, flagfile_text: str,
             os.path.join(out, "training_curves.png")))
     except ValueError:
         figures["training_curves"] = None
+    costs = _costs(study, runs, spreads, seconds, training_epsilon)
     flags_by_target = _flags_by_target(protocol_document, records["autoattack"], out)
     results = {
         "name": config.name, "command": list(command),
@@ -231,12 +294,13 @@ def write_study_report(study, records: dict, command, flagfile_text: str,
                      for label, per in spreads.items()},
         "per_target": {name: {col: float(np.mean(v)) for col, v in per.items()}
                        for name, per in outcomes.items()},
-        "comparisons": comparisons, "training_seconds": seconds, "figures": figures,
+        "comparisons": comparisons, "training_seconds": seconds, "costs": costs,
+        "figures": figures,
         "sanity": flags_by_target,
         "cells": _cell_seconds(records, documents),
         "black_box_weights": _black_box_weights(records),
         "made_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _environment(),
+        "machine": machine_summary(),
     }
     atomic_write_json(os.path.join(out, RESULTS_FILE), results)
     atomic_write_text(os.path.join(out, "table1.csv"), _csv(
@@ -281,14 +345,38 @@ def _black_box_weights(records: dict) -> dict[str, dict[str, list[str]]]:
 
 
 def _cell_seconds(records: dict, documents: dict[str, dict]) -> list[dict]:
+    """[{"cell", "seconds", "machine"}]: every cell's seconds and the machine it ran on (None
+    for cells recorded before machines were; a protocol's own cells ran where it did)."""
     cells = [{"cell": f"train {name}", "seconds": r["seconds"],
-              "training_seconds": r["result"]["training_seconds"]}
+              "training_seconds": r["result"]["training_seconds"], "machine": r.get("machine")}
              for name, r in records["train"].items()]
-    cells += [{"cell": f"protocol {label}: {c['label']}", "seconds": c["seconds"]}
+    cells += [{"cell": f"protocol {label}: {c['label']}", "seconds": c["seconds"],
+               "machine": records["protocol"][label].get("machine")}
               for label, document in documents.items() for c in document["cells"]]
-    cells += [{"cell": f"AutoAttack {name}", "seconds": r["seconds"]}
+    cells += [{"cell": f"AutoAttack {name}", "seconds": r["seconds"],
+               "machine": r.get("machine")}
               for name, r in records["autoattack"].items()]
     return cells
+
+
+NOT_RECORDED = "not recorded (cells written before machines were)"
+
+
+def _machines(cells: list[dict]) -> list[str]:
+    """The distinct machines of `cells`, in order of first appearance."""
+    return list(dict.fromkeys(c["machine"] or NOT_RECORDED for c in cells))
+
+
+def _machine_lines(results: dict) -> list[str]:
+    machines = _machines(results["cells"])
+    if len(machines) == 1:
+        return [f"Machine of every cell: {machines[0]}. Report written on "
+                f"{results['machine']}."]
+    counts = [sum((c["machine"] or NOT_RECORDED) == m for c in results["cells"])
+              for m in machines]
+    return ["Cells ran on several machines (the Time section says which ran each):", ""] + [
+        f"- machine {i + 1}: {m} ({n} cells)" for i, (m, n) in enumerate(zip(machines, counts))
+    ] + ["", f"Report written on {results['machine']}."]
 
 
 def _black_box_weights_text(weights: dict[str, dict[str, list[str]]]) -> str:
@@ -332,7 +420,7 @@ def _markdown(study, results, spreads, columns, records, flagfile_text) -> str:
                    "one seed: **no spread over seeds** (each number is one trained model)")
     lines = [f"# {config.name}: the AT+ALP study", "",
              f"Made {results['made_utc']} by:", "", "```", " ".join(results["command"]), "```",
-             "", f"Machine: {results['machine']}.", ""]
+             ""] + _machine_lines(results) + [""]
     if results["unfinished_entries"]:
         lines += [f"**Partial report**: {len(labels)} of "
                   f"{len(labels) + len(results['unfinished_entries'])} entries finished; "
@@ -392,11 +480,15 @@ def _markdown(study, results, spreads, columns, records, flagfile_text) -> str:
               "| discordant (ref only / other only) | McNemar p | verdict |",
               "|---|---|---|---|---|---|---|---|---|"]
     lines += [_comparison_line(row) for row in results["comparisons"]]
-    lines += ["", "In words:", ""] + _verdict_sentences(results, config)
+    if results["comparisons"]:
+        lines += ["", "In words:", ""] + _verdict_sentences(results, config)
+    else:
+        lines += ["", "No other entry has finished yet."]
+    lines += [""] + _cost_lines(results["costs"])
     figures = results["figures"]
-    lines += ["", "## Figures", ""]
+    lines += ["## Figures", ""]
     lines += [f"![Figure 3]({png})" for png in figures["figure3"]]
-    lines += ["", "![robust accuracy against training time](robust_against_cost.png)", ""]
+    lines += [""]
     if figures["training_curves"]:
         lines += ["Held-out accuracy per epoch (train_main's RobustAccuracy callback: "
                   "PGD at the training epsilon on a class-balanced subset of the test split; "
@@ -418,8 +510,16 @@ def _markdown(study, results, spreads, columns, records, flagfile_text) -> str:
     else:
         lines.append("Every check of the protocol holds and AutoAttack raised no "
                      "gradient-masking flag.")
-    lines += ["", "## Time", "", "| cell | seconds |", "|---|---|"]
-    lines += [f"| {c['cell']} | {c['seconds']:.1f} |" for c in results["cells"]]
+    machines = _machines(results["cells"])
+    lines += ["", "## Time", ""]
+    if len(machines) == 1:
+        lines += ["| cell | seconds |", "|---|---|"]
+        lines += [f"| {c['cell']} | {c['seconds']:.1f} |" for c in results["cells"]]
+    else:
+        lines += ["| cell | seconds | machine |", "|---|---|---|"]
+        lines += [f"| {c['cell']} | {c['seconds']:.1f} | "
+                  f"{machines.index(c['machine'] or NOT_RECORDED) + 1} |"
+                  for c in results["cells"]]
     total = sum(c["seconds"] for c in results["cells"])
     lines += ["", f"All cells: {total:.0f} s ({total / 3600:.2f} h) as measured when each ran.",
               "", "## Commands", "", "Training (each resumes if interrupted):", "", "```"]

@@ -350,10 +350,13 @@ def _evaluate(study: Study, cell: dict, progress: Progress) -> None:
 
 
 def run_study(study: Study, command: list[str], plan_only: bool = False,
-              flagfile_text: str = "") -> dict | None:
+              flagfile_text: str = "", report_only: bool = False) -> dict | None:
     """Runs every pending cell, then writes the report; returns the study's results.
 
     `plan_only`: print the cells and the estimate, run nothing, write nothing.
+    `report_only`: run nothing; rewrite the report (whole or partial) from the
+    cells recorded so far and return its results (None, writing nothing,
+    while the reference entry is unfinished).
     Otherwise the study folder is locked first (`RunLock`: a second study
     process on it refuses, naming this one).
     """
@@ -361,6 +364,9 @@ def run_study(study: Study, command: list[str], plan_only: bool = False,
         _plan_and_estimate(study)
         return None
     with RunLock(study.config.study_dir, name="study_dir"):
+        if report_only:  # the report names the command that runs the study
+            command = [arg for arg in command if not arg.lstrip("-").startswith("report_only")]
+            return write_report(study, command, flagfile_text)
         to_train, estimates = _plan_and_estimate(study)
         return _run(study, command, flagfile_text, to_train, estimates)
 
