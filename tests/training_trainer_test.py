@@ -390,7 +390,7 @@ class RobustnessEffectTest(tf.test.TestCase):
             trainer = AdversarialTrainer(network, defense(name, beta=0.05), attack=train_attack,
                                          eval_attack=test_attack)
             trainer.compile(optimizer=keras.optimizers.Adam(3e-3))
-            trainer.fit(train_x, train_y, batch_size=64, epochs=6, verbose=0)
+            trainer.fit(train_x, train_y, batch_size=64, epochs=10, verbose=0)
             results[name] = trainer.evaluate(test_x, test_y, batch_size=256, verbose=0,
                                              return_dict=True)
         self.assertGreater(results["none"]["clean_accuracy"], 0.9)
