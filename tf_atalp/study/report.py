@@ -362,9 +362,13 @@ def _cell_seconds(records: dict, documents: dict[str, dict]) -> list[dict]:
 NOT_RECORDED = "not recorded (cells written before machines were)"
 
 
+def _machine_of(cell: dict) -> str:
+    return cell["machine"] or NOT_RECORDED
+
+
 def _machines(cells: list[dict]) -> list[str]:
     """The distinct machines of `cells`, in order of first appearance."""
-    return list(dict.fromkeys(c["machine"] or NOT_RECORDED for c in cells))
+    return list(dict.fromkeys(map(_machine_of, cells)))
 
 
 def _machine_lines(results: dict) -> list[str]:
@@ -372,8 +376,7 @@ def _machine_lines(results: dict) -> list[str]:
     if len(machines) == 1:
         return [f"Machine of every cell: {machines[0]}. Report written on "
                 f"{results['machine']}."]
-    counts = [sum((c["machine"] or NOT_RECORDED) == m for c in results["cells"])
-              for m in machines]
+    counts = [sum(_machine_of(c) == m for c in results["cells"]) for m in machines]
     return ["Cells ran on several machines (the Time section says which ran each):", ""] + [
         f"- machine {i + 1}: {m} ({n} cells)" for i, (m, n) in enumerate(zip(machines, counts))
     ] + ["", f"Report written on {results['machine']}."]
@@ -518,7 +521,7 @@ def _markdown(study, results, spreads, columns, records, flagfile_text) -> str:
     else:
         lines += ["| cell | seconds | machine |", "|---|---|---|"]
         lines += [f"| {c['cell']} | {c['seconds']:.1f} | "
-                  f"{machines.index(c['machine'] or NOT_RECORDED) + 1} |"
+                  f"{machines.index(_machine_of(c)) + 1} |"
                   for c in results["cells"]]
     total = sum(c["seconds"] for c in results["cells"])
     lines += ["", f"All cells: {total:.0f} s ({total / 3600:.2f} h) as measured when each ran.",
