@@ -27,7 +27,10 @@ STUDY_FLAGS = ["--defenses=pat,at_alp", "--seeds=0,1", "--black_box=wide_none",
                "--entry_flags=wide_none:--defense=none", "--entry_flags=wide_none:--width=8",
                "--paper_iterations=2,4", "--strong_iterations=4", "--autoattack_iterations=3",
                "--square_queries=10", "--eval_batch_size=16", "--max_examples=16",
-               "--bootstrap_samples=100", "--study_name=tiny"]
+               "--bootstrap_samples=100", "--study_name=tiny",
+               # pat watches for catastrophic overfitting (on by default for fast_at, free_at
+               # only), so the cost table's record of the check is tested end to end.
+               "--entry_flags=pat:--overfitting_check=true"]
 
 
 def study_command(study_dir, *extra):
@@ -149,6 +152,12 @@ class StudyMainTest(tf.test.TestCase):
             self.assertEqual(json.load(f)["machine"], self.results["machine"])
         self.assertIn(f"Machine of every cell: {self.results['machine']}.", report)
         self.assertIn("| defense | training s | x pat's time |", report)
+        # One epoch: the check ran on each pat training and could not fire; at_alp had none.
+        self.assertEqual([(s["seed"], s["checked"], s["detected"]) for s in
+                          rows["pat"]["catastrophic_overfitting"]["seeds"]],
+                         [(0, True, False), (1, True, False)])
+        self.assertIsNone(rows["at_alp"]["catastrophic_overfitting"])
+        self.assertIn("- pat: not detected in any seed checked.", report)
 
     def test_each_target_is_attacked_from_its_next_seed(self):
         pairs = {}
@@ -176,6 +185,9 @@ class StudyMainTest(tf.test.TestCase):
         before = cell_times(self.report)
         changed = run_study(self.study_dir, "--autoattack_iterations=4")
         self.assertEqual(changed.returncode, 0, changed.stderr[-3000:])
+        # The two recorded protocol cells calibrate the estimate; no AutoAttack cell is left.
+        self.assertRegex(changed.stdout, r"estimated time .* \(from measured steps; protocol "
+                         r"cells x [0-9.]+, the seconds of the 2 cells recorded on this machine")
         after = cell_times(self.report)
         self.assertEqual(set(before), set(after))
         recomputed = {name for name in after if after[name] != before[name]}
@@ -259,7 +271,7 @@ class StudyInputsTest(tf.test.TestCase):
         self.check_refused("needs at least 2 seeds", "--seeds=3")
 
     def test_an_unknown_defense_is_refused(self):
-        self.check_refused("Entry 'nonsense'", "--defenses=nonsense,at_alp")
+        self.check_refused("Entry 'nonsense'", "--defenses=nonsense,pat,at_alp")
 
     def test_models_with_other_classes_are_refused(self):
         self.check_refused("must have the same classes",

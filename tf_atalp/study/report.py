@@ -115,15 +115,55 @@ def _comparisons(study, runs, names) -> list[dict]:
     return rows
 
 
-def _costs(study, runs, spreads, seconds: dict, training_epsilon: float) -> dict:
+def _overfitting(train: dict, label: str, seeds) -> dict | None:
+    """The catastrophic-overfitting check of an entry's trainings (train_main's
+    `--overfitting_check`, on by default for single-step defenses): {"rule",
+    "seeds": [{"seed", "checked", "detected", "epochs"}]}, "epochs" the epochs
+    (from 1) after which it fired; None when no seed's training ran the check
+    (or its cell predates the record)."""
+    records = [(seed, train[f"{label}_seed{seed}"]["result"].get("catastrophic_overfitting"))
+               for seed in seeds]
+    checked = [record for _, record in records if record]
+    if not checked:
+        return None
+    return {"rule": checked[0]["rule"],
+            "seeds": [{"seed": seed, "checked": bool(record),
+                       "detected": bool(record and record["detected"]),
+                       "epochs": list(record["epochs"]) if record else []}
+                      for seed, record in records]}
+
+
+def _overfitting_lines(costs: dict) -> list[str]:
+    """One line per entry whose trainings watched for catastrophic overfitting."""
+    watched = [row for row in costs["rows"] if row.get("catastrophic_overfitting")]
+    if not watched:
+        return []
+    lines = ["", "Catastrophic overfitting, checked after every epoch by the trainings that "
+             f"watch for it; the rule: {watched[0]['catastrophic_overfitting']['rule']}.", ""]
+    for row in watched:
+        seeds = row["catastrophic_overfitting"]["seeds"]
+        fired = [f"seed {s['seed']} after epoch {', '.join(str(e) for e in s['epochs'])}"
+                 for s in seeds if s["detected"]]
+        unchecked = [str(s["seed"]) for s in seeds if not s["checked"]]
+        text = (f"**detected**: {'; '.join(fired)}" if fired else
+                "not detected in any seed checked")
+        if unchecked:
+            text += f" (seed {', '.join(unchecked)} not checked)"
+        lines.append(f"- {row['entry']}: {text}.")
+    return lines
+
+
+def _costs(study, runs, spreads, seconds: dict, training_epsilon: float,
+           overfitting: dict) -> dict:
     """What each entry costs (training seconds) and buys (robust accuracy, training radius).
 
     Returns {"baseline": COST_BASELINE or None when the study lacks it,
     "column": the white-box (every attack) column, "autoattack_column",
     "rows": [{"entry", "training_seconds", "time_vs_baseline", "clean",
-    "robust", "autoattack", "against_baseline"}]}; "against_baseline" is the
-    paired comparison entry minus baseline on that column (None for the
-    baseline itself or where a seed lacks the column).
+    "robust", "autoattack", "against_baseline", "catastrophic_overfitting"}]};
+    "against_baseline" is the paired comparison entry minus baseline on that
+    column (None for the baseline itself or where a seed lacks the column);
+    "catastrophic_overfitting" is `overfitting[entry]` (see `_overfitting`).
     """
     config = study.config
     robust = column(WHITE_BOX, training_epsilon)
@@ -139,7 +179,7 @@ def _costs(study, runs, spreads, seconds: dict, training_epsilon: float) -> dict
                **{key: per[name].describe() if name in per else None
                   for key, name in (("clean", CLEAN), ("robust", robust),
                                     ("autoattack", autoattack))},
-               "against_baseline": None}
+               "against_baseline": None, "catastrophic_overfitting": overfitting[label]}
         pairs = runs[label] + (runs[baseline] if baseline else [])
         if baseline and label != baseline and all(robust in o for _, o in pairs):
             row["against_baseline"] = statistics.compare(
@@ -184,7 +224,8 @@ def _cost_lines(costs: dict) -> list[str]:
                           f"[{100 * low:+.1f}, {100 * high:+.1f}]", f"{paired['p_value']:.3g}",
                           f"**{paired['verdict']}**"]
         lines.append("| " + " | ".join(cells) + " |")
-    return lines + ["", "![robust accuracy against training time](robust_against_cost.png)", ""]
+    return lines + _overfitting_lines(costs) + [
+        "", "![robust accuracy against training time](robust_against_cost.png)", ""]
 
 
 def _comparison_line(row: dict) -> str:
@@ -282,7 +323,8 @@ def write_study_report(study, records: dict, command, flagfile_text: str,
             os.path.join(out, "training_curves.png")))
     except ValueError:
         figures["training_curves"] = None
-    costs = _costs(study, runs, spreads, seconds, training_epsilon)
+    costs = _costs(study, runs, spreads, seconds, training_epsilon,
+                   {label: _overfitting(train, label, config.seeds) for label in labels})
     flags_by_target = _flags_by_target(protocol_document, records["autoattack"], out)
     results = {
         "name": config.name, "command": list(command),

@@ -34,6 +34,7 @@ import time
 
 from tf_atalp.evaluation.transfer import IterateCache
 from tf_atalp.io_utils import atomic_write_json
+from tf_atalp.machine import machine_summary
 from tf_atalp.output_checks import check_output_dir
 from tf_atalp.run_lock import RunLock
 from tf_atalp.protocol.cells import CellStore
@@ -99,18 +100,35 @@ class Progress:
     """The cells to run, their estimated seconds, and the time left as cells finish.
 
     Estimates of a kind are rescaled by the measured / estimated ratio of the
-    finished cells of that kind.
+    finished cells of that kind: those this process ran, and `finished`
+    ({key: (kind, estimated seconds, measured seconds)}), cells recorded
+    before it started on this machine.
     """
 
-    def __init__(self, estimates: dict[str, tuple[str, float]]):
+    def __init__(self, estimates: dict[str, tuple[str, float]],
+                 finished: dict[str, tuple[str, float, float]] | None = None):
         self.estimates = dict(estimates)  # key -> (kind, seconds)
+        self.finished = dict(finished or {})
         self.measured = {}  # key -> seconds
         self.total = len(estimates)
 
     def _ratio(self, kind: str) -> float:
-        done = [k for k in self.measured if self.estimates[k][0] == kind]
-        estimated = sum(self.estimates[k][1] for k in done)
-        return sum(self.measured[k] for k in done) / estimated if estimated > 0 else 1.0
+        pairs = [(self.estimates[k][1], self.measured[k]) for k in self.measured
+                 if self.estimates[k][0] == kind]
+        pairs += [(estimated, measured) for k, (of, estimated, measured)
+                  in self.finished.items() if of == kind]
+        estimated = sum(e for e, _ in pairs)
+        return sum(m for _, m in pairs) / estimated if estimated > 0 else 1.0
+
+    def scaled(self, key: str) -> float:
+        """The estimate of `key`'s cell, rescaled."""
+        kind, seconds = self.estimates[key]
+        return seconds * self._ratio(kind)
+
+    def calibration(self) -> dict[str, float]:
+        """{kind: ratio} of the kinds that cells recorded before this process rescale."""
+        return {kind: self._ratio(kind) for kind in sorted({of for of, _, _ in
+                                                              self.finished.values()})}
 
     def left(self, running: str | None = None, done_share: float = 0.0) -> float:
         """Seconds left; `running`'s cell counts only its (1 - done_share) part."""
@@ -119,9 +137,8 @@ class Progress:
                    if key not in self.measured)
 
     def start(self, key: str, label: str) -> None:
-        kind, seconds = self.estimates[key]
         report(f"\n[study] cell {len(self.measured) + 1}/{self.total}: {label} "
-               f"(about {estimate.format_seconds(seconds * self._ratio(kind))}); "
+               f"(about {estimate.format_seconds(self.scaled(key))}); "
                f"{len(self.measured)} done, about {estimate.format_seconds(self.left())} left")
 
     def finish(self, key: str, seconds: float) -> None:
@@ -209,7 +226,8 @@ def _train_cells_to_run(study: Study, eval_cells: list[dict]) -> list[TrainCell]
 
 
 def _estimates(study: Study, to_train: list[TrainCell], eval_cells: list[dict]) -> dict:
-    """{key: (kind, seconds)} of every pending cell, from steps measured now."""
+    """{key: (kind, seconds)} of the training cells to run and every evaluation cell
+    (pending or recorded: the recorded ones calibrate the others), from steps measured now."""
     config = study.config
     pending_eval = [c for c in eval_cells if _pending(study, c)]
     report("Measuring a training step of each run to do and an attack step of each network "
@@ -242,7 +260,7 @@ def _estimates(study: Study, to_train: list[TrainCell], eval_cells: list[dict]) 
     protocols = sorted((c for c in pending_eval if c["kind"] == "protocol"),
                        key=lambda c: order.index(c["entry"]))
     crafting = protocols[0]["key"] if protocols else None
-    for cell in pending_eval:
+    for cell in eval_cells:
         if cell["kind"] == "protocol":
             seconds = 0.0
             targets = study.entry_targets(cell["entry"])
@@ -271,7 +289,21 @@ def _estimates(study: Study, to_train: list[TrainCell], eval_cells: list[dict]) 
     return estimates
 
 
-def _print_plan(study: Study, to_train, eval_cells, estimates) -> None:
+def _finished_here(study: Study, eval_cells: list[dict], estimates: dict) -> dict:
+    """{key: (kind, estimated s, measured s)} of the evaluation cells recorded on this machine
+    (`machine_summary`): what `Progress` rescales the estimates of their kinds by."""
+    finished = {}
+    for cell in eval_cells:
+        stored = None if cell["fingerprint"] is None else _stored(study, cell["key"],
+                                                                  cell["fingerprint"])
+        if stored is not None and stored.get("machine") == machine_summary():
+            kind, seconds = estimates[cell["key"]]
+            finished[cell["key"]] = (kind, seconds, float(stored["seconds"]))
+    return finished
+
+
+def _print_plan(study: Study, to_train, eval_cells, progress: Progress) -> None:
+    estimates = progress.estimates
     pending_keys = set(estimates)
     report(f"Study {study.config.name}: {len(study.train_cells)} models "
            f"({len(study.targets)} targets: {len(study.config.entries)} entries x "
@@ -287,13 +319,16 @@ def _print_plan(study: Study, to_train, eval_cells, estimates) -> None:
         lines.append((cell["key"], f"{cell['label']}: "
                       + ("to run" if cell["key"] in pending_keys else "done")))
     for key, line in lines:
-        suffix = (f" (estimate {estimate.format_seconds(estimates[key][1])})"
+        suffix = (f" (estimate {estimate.format_seconds(progress.scaled(key))})"
                   if key in estimates else "")
         report(f"  {line}{suffix}")
-    total = sum(seconds for _, seconds in estimates.values())
+    calibration = progress.calibration()
+    scaled = (f"; {', '.join(f'{kind} cells x {ratio:.2f}' for kind, ratio in calibration.items())}"
+              f", the seconds of the {len(progress.finished)} cells recorded on this machine "
+              "against their estimates" if calibration else "")
     report(f"{len(estimates)} of {len(lines)} cells to run; estimated time "
-           f"{estimate.format_seconds(total)} (from measured steps; rough for attacks, which "
-           "stop early on broken images; refined as cells finish).")
+           f"{estimate.format_seconds(progress.left())} (from measured steps{scaled}; rough "
+           "for attacks, which stop early on broken images; refined as cells finish).")
 
 
 CURVE_COLUMNS = ("val_robust_accuracy", "val_clean_accuracy", "adversarial_accuracy",
@@ -323,7 +358,8 @@ def _train(study: Study, cell: TrainCell, progress: Progress) -> None:
         "weights_digest": weights_digest(cell.model_dir),
         "training_seconds": results["training_seconds"],
         "final_metrics": results["final_metrics"], "precision": results["precision"],
-        "epochs": results["epochs"], "curves": _curves(cell.model_dir)}, seconds)
+        "epochs": results["epochs"], "curves": _curves(cell.model_dir),
+        "catastrophic_overfitting": results.get("catastrophic_overfitting")}, seconds)
     progress.finish(cell.key, seconds)
 
 
@@ -367,27 +403,28 @@ def run_study(study: Study, command: list[str], plan_only: bool = False,
         if report_only:  # the report names the command that runs the study
             command = [arg for arg in command if not arg.lstrip("-").startswith("report_only")]
             return write_report(study, command, flagfile_text)
-        to_train, estimates = _plan_and_estimate(study)
-        return _run(study, command, flagfile_text, to_train, estimates)
+        to_train, progress = _plan_and_estimate(study)
+        return _run(study, command, flagfile_text, to_train, progress)
 
 
 def _plan_and_estimate(study: Study):
-    """(the training cells to run, {key: (kind, estimated seconds)}), after printing the plan."""
+    """(the training cells to run, their `Progress`), after printing the plan."""
     eval_cells = _eval_cells(study, _digests(study))
     to_train = _train_cells_to_run(study, eval_cells)
-    pending_eval = [c for c in eval_cells if _pending(study, c)]
-    estimates = _estimates(study, to_train, eval_cells) if (to_train or pending_eval) else {}
-    _print_plan(study, to_train, eval_cells, estimates)
-    return to_train, estimates
+    pending = {c["key"] for c in eval_cells if _pending(study, c)} | {c.key for c in to_train}
+    every = _estimates(study, to_train, eval_cells) if pending else {}
+    progress = Progress({key: every[key] for key in pending},
+                        _finished_here(study, eval_cells, every) if pending else {})
+    _print_plan(study, to_train, eval_cells, progress)
+    return to_train, progress
 
 
-def _run(study: Study, command, flagfile_text: str, to_train, estimates) -> dict:
+def _run(study: Study, command, flagfile_text: str, to_train, progress: Progress) -> dict:
     os.makedirs(study.config.report_dir, exist_ok=True)
     atomic_write_json(os.path.join(study.config.report_dir, STUDY_FILE),
                       {"command": list(command), "flagfile": flagfile_text,
                        "settings": study.config.describe(),
                        "epsilons": list(study.epsilons)})
-    progress = Progress(estimates)
     training = {cell.key for cell in to_train}
     for cell in study.black_box:  # every entry's protocol needs them
         if cell.key in training:
