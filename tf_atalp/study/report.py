@@ -520,7 +520,11 @@ def _markdown(study, results, spreads, columns, records, flagfile_text) -> str:
               "the discordant images (reference right and other wrong / the reverse, summed "
               "over seed pairs) and a bootstrap 95% interval of the difference in accuracy "
               f"({config.bootstrap_samples} resamples of the images and of each entry's "
-              "seeds). **higher / lower** only when the interval excludes 0 and p < 0.05.", "",
+              "seeds). **higher / lower** only when the interval excludes 0 and p < 0.05. "
+              "The two can disagree: McNemar's test counts every image of every seed pair as "
+              "an independent pair, while the interval also resamples the seeds, so a small p "
+              "with an interval that holds 0 means the difference is not clear of the "
+              "variation between seeds, and the verdict stays not distinguishable.", "",
               "| other | column | reference % | other % | difference (points) | 95% interval "
               "| discordant (ref only / other only) | McNemar p | verdict |",
               "|---|---|---|---|---|---|---|---|---|"]
