@@ -7,7 +7,7 @@ from tests.evaluation_fixtures import CountingModel, conv_data, conv_model, data
 from tf_atalp.attacks import PGD, Restarts, WorstCase, inference_logits
 from tf_atalp.evaluation import evaluate_robustness, evaluate_transfer
 from tf_atalp.evaluation.per_example import decode_outcomes
-from tf_atalp.evaluation.transfer import IterateCache
+from tf_atalp.evaluation.transfer import IterateCache, compiled_correct, score_iterates
 
 
 class IteratesTest(tf.test.TestCase):
@@ -89,8 +89,9 @@ class EvaluateTransferTest(tf.test.TestCase):
         second = evaluate_transfer(source, {"b": b}, self.dataset, attacks, record_at=[10, 20],
                                    seed=0, cache=cache, cache_key="s")
         self.assertEqual(cache.crafted, 2 * 3)
-        # The second call ran the source only to score it (clean and 2 iterates x 2 attacks).
-        self.assertEqual(int(source.examples.numpy()) - crafting, 5 * 48)
+        # The second call ran the source only on the clean images: its scores on the
+        # iterates (2 counts x 2 attacks) were kept with them.
+        self.assertEqual(int(source.examples.numpy()) - crafting, 1 * 48)
         alone = evaluate_transfer(self.source, {"b": b}, self.dataset, attacks,
                                   record_at=[10, 20], seed=0)
         self.assertEqual(second["models"]["b"], alone["models"]["b"])
@@ -103,6 +104,18 @@ class EvaluateTransferTest(tf.test.TestCase):
         self.assertEqual(cache.crafted, 2 * 3 + 3 + 3)
         with self.assertRaisesRegex(ValueError, "go together"):
             evaluate_transfer(source, {"b": b}, self.dataset, attacks, cache=cache)
+
+    def test_compiled_scores_are_the_eager_predictions_and_compiled_once_per_model(self):
+        model_fn = inference_logits(self.source)
+        correct = compiled_correct(model_fn)
+        self.assertIs(compiled_correct(model_fn), correct)
+        images, labels = self.images[:16], self.labels[:16]
+        iterates = PGD(0.1, 0.01, 6).iterates(model_fn, images, labels, at=[0, 3, 6], seed=1)
+        scored = score_iterates(correct, iterates, [6, 0], labels)
+        self.assertEqual(scored.shape, (2, 16))
+        for row, k in zip(scored, [6, 0]):
+            expected = np.argmax(model_fn(iterates[k]).numpy(), axis=-1) == np.asarray(labels)
+            self.assertAllEqual(row, expected)
 
     def test_only_single_untargeted_pgd_runs(self):
         for attack, message in ((Restarts(PGD(0.1, 0.01, 5), 2), "single PGD runs"),

@@ -15,6 +15,7 @@ should stay above (white-box at least as strong as transfer).
 """
 
 import json
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -31,6 +32,40 @@ from tf_atalp.seeds import derive_seed
 
 SOURCE = "source"
 
+_compiled: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def compiled_correct(model_fn: Callable) -> Callable:
+    """`(images [N, H, W, C], labels [N]) -> bool [N]`, model_fn's argmax == label, compiled.
+
+    One `tf.function` per model function, kept while the model function
+    lives, so a model is traced once per batch shape, not per call. Each
+    call is still one forward pass of one batch: a randomized model draws
+    anew per call, as it does eagerly. Scoring the iterates this way instead
+    of eagerly is the speed-up `bench/transfer_scoring.py` measures.
+    """
+    try:
+        return _compiled[model_fn]
+    except KeyError:
+        pass
+    except TypeError:  # not weak-referenceable: compiled for this call only
+        return _compile_correct(model_fn)
+    _compiled[model_fn] = _compile_correct(model_fn)
+    return _compiled[model_fn]
+
+
+def _compile_correct(model_fn: Callable) -> Callable:
+    @tf.function(reduce_retracing=True)
+    def correct(images, labels):
+        return correct_predictions(model_fn(images), labels)
+    return correct
+
+
+def score_iterates(correct: Callable, iterates: Mapping[int, tf.Tensor], counts: Sequence[int],
+                   labels: tf.Tensor) -> np.ndarray:
+    """bool [len(counts), N]: `correct(iterates[k], labels)` for each count k, in order."""
+    return np.stack([correct(iterates[k], labels).numpy() for k in counts])
+
 
 def _single_pgd(attack) -> PGD:
     """The PGD inside `attack` (a PGD, or Restarts of one PGD with 1 restart)."""
@@ -45,8 +80,8 @@ def _single_pgd(attack) -> PGD:
 
 
 class IterateCache:
-    """Iterates crafted on a source, kept in memory so that scoring them on other targets
-    later crafts nothing again.
+    """Iterates crafted on a source, and the source's own predictions on them, kept in
+    memory so that scoring them on other targets later crafts (and rescores) nothing again.
 
     One cache serves many `evaluate_transfer` calls (a study runs the protocol
     once per entry, every time with the same black-box sources and test
@@ -63,7 +98,8 @@ class IterateCache:
         self.crafted = 0  # batches crafted (the others came from the cache)
 
     def iterates(self, key: tuple, craft: Callable[[], dict]) -> dict:
-        """The iterates stored under `key`, crafted by `craft()` the first time."""
+        """What is stored under `key` (iterates and the source's scores), made by `craft()`
+        the first time."""
         if key not in self._iterates:
             self._iterates[key] = craft()
             self.crafted += 1
@@ -169,6 +205,7 @@ def evaluate_transfer(source: Callable,
                          f"cache={cache!r}, cache_key={cache_key!r}")
     source_fn = inference_logits(source)
     scorers = {SOURCE: source_fn, **{name: inference_logits(m) for name, m in targets.items()}}
+    correct = {name: compiled_correct(fn) for name, fn in scorers.items()}
     tallies, num_examples = None, 0
     for batch_index, (images, labels) in enumerate(first_examples(dataset, max_examples)):
         images = tf.convert_to_tensor(images, tf.float32)
@@ -190,19 +227,22 @@ def evaluate_transfer(source: Callable,
         batch_seed = derive_seed(seed, "pgd", batch_index, 0)
         for index, (pgd, ks) in enumerate(zip(pgds, counts)):
             def craft(pgd=pgd, ks=ks):
-                return pgd.iterates(source_fn, images, labels, at=ks, seed=batch_seed)
+                iterates = pgd.iterates(source_fn, images, labels, at=ks, seed=batch_seed)
+                return {"iterates": iterates,
+                        SOURCE: score_iterates(correct[SOURCE], iterates, ks, labels)}
             if cache is None:
-                iterates = craft()
+                crafted = craft()
             else:
-                iterates = cache.iterates((cache_key, json.dumps(pgd.get_config(), sort_keys=True),
-                                           tuple(ks), batch_index, batch_seed), craft)
+                crafted = cache.iterates((cache_key, json.dumps(pgd.get_config(), sort_keys=True),
+                                          tuple(ks), batch_index, batch_seed), craft)
+            iterates = crafted["iterates"]
             if observe is not None:
                 observe(batch_index, images, labels, pgd.epsilon, iterates[ks[-1]])
-            for name, fn in scorers.items():
+            for name in scorers:
                 tally = tallies[name]
-                at_k = np.stack([clean_ok[name] & correct_predictions(fn(iterates[k]),
-                                                                      labels).numpy()
-                                 for k in ks])
+                scored = (crafted[SOURCE] if name == SOURCE
+                          else score_iterates(correct[name], iterates, ks, labels))
+                at_k = clean_ok[name] & scored
                 worst = np.logical_and.accumulate(at_k, axis=0)
                 tally.correct[index] += at_k.sum(axis=1)
                 tally.worst[index] += worst.sum(axis=1)
