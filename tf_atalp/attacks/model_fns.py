@@ -54,7 +54,7 @@ class ModelLogits:
         return f"ModelLogits({getattr(self.model, 'name', self.model)!r}, {mode} mode)"
 
 
-def _one_per_model(model: Callable, key, make: Callable):
+def one_per_model(model: Callable, key, make: Callable):
     """`make()`, built once per (model, key) and reused (compiled attacks then trace once)."""
     try:
         per_model = _wrapped.setdefault(model, {})
@@ -66,7 +66,7 @@ def _one_per_model(model: Callable, key, make: Callable):
 
 
 def _model_logits(model: Callable, training: bool) -> ModelLogits:
-    return _one_per_model(model, training, lambda: ModelLogits(model, training))
+    return one_per_model(model, training, lambda: ModelLogits(model, training))
 
 
 def inference_logits(model: Callable) -> ModelLogits:
@@ -175,7 +175,7 @@ def expectation_over_transformation(model: Callable, samples: int
     Reusing the instance lets compiled attacks reuse their trace (an EoT
     graph holds `samples` unrolled passes, so tracing it is slow).
     """
-    return _one_per_model(
+    return one_per_model(
         model, ("eot", samples),
         lambda: ExpectationOverTransformation(inference_logits(model), samples))
 

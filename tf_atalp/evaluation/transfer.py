@@ -15,7 +15,6 @@ should stay above (white-box at least as strong as transfer).
 """
 
 import json
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -23,7 +22,7 @@ import tensorflow as tf
 
 from tf_atalp.attacks.base import correct_predictions
 from tf_atalp.attacks.composite import Restarts
-from tf_atalp.attacks.model_fns import inference_logits
+from tf_atalp.attacks.model_fns import inference_logits, one_per_model
 from tf_atalp.attacks.pgd import PGD
 from tf_atalp.data.datasets import first_examples
 from tf_atalp.evaluation.per_example import encode_outcomes
@@ -32,33 +31,22 @@ from tf_atalp.seeds import derive_seed
 
 SOURCE = "source"
 
-_compiled: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
 
 def compiled_correct(model_fn: Callable) -> Callable:
     """`(images [N, H, W, C], labels [N]) -> bool [N]`, model_fn's argmax == label, compiled.
 
-    One `tf.function` per model function, kept while the model function
-    lives, so a model is traced once per batch shape, not per call. Each
-    call is still one forward pass of one batch: a randomized model draws
-    anew per call, as it does eagerly. Scoring the iterates this way instead
-    of eagerly is the speed-up `bench/transfer_scoring.py` measures.
+    One `tf.function` per model function (`one_per_model`), so a model is
+    traced once per batch shape, not per call. Each call is still one
+    forward pass of one batch: a randomized model draws anew per call, as it
+    does eagerly. Scoring the iterates this way instead of eagerly is the
+    speed-up `bench/transfer_scoring.py` measures.
     """
-    try:
-        return _compiled[model_fn]
-    except KeyError:
-        pass
-    except TypeError:  # not weak-referenceable: compiled for this call only
-        return _compile_correct(model_fn)
-    _compiled[model_fn] = _compile_correct(model_fn)
-    return _compiled[model_fn]
-
-
-def _compile_correct(model_fn: Callable) -> Callable:
-    @tf.function(reduce_retracing=True)
-    def correct(images, labels):
-        return correct_predictions(model_fn(images), labels)
-    return correct
+    def compile_correct():
+        @tf.function(reduce_retracing=True)
+        def correct(images, labels):
+            return correct_predictions(model_fn(images), labels)
+        return correct
+    return one_per_model(model_fn, "compiled_correct", compile_correct)
 
 
 def score_iterates(correct: Callable, iterates: Mapping[int, tf.Tensor], counts: Sequence[int],
