@@ -67,17 +67,17 @@ def main(argv=None) -> None:
     scorers = [inference_logits(m) for m in [source, *targets.values()]]
     batches = [(tf.constant(x), tf.constant(y)) for x, y in dataset.as_numpy_iterator()]
     cached = [pgd.iterates(scorers[0], x, y, at=counts) for x, y in batches]  # the same iterates
-    batches = [y for _, y in batches]
+    batch_labels = [y for _, y in batches]
 
-    def eager_scores(fn, iterates, batch_labels):
-        return np.stack([correct_predictions(fn(iterates[k]), batch_labels).numpy()
+    def eager_scores(fn, iterates, labels_of_batch):
+        return np.stack([correct_predictions(fn(iterates[k]), labels_of_batch).numpy()
                          for k in counts])
 
     def warm_cache_before():
-        return [eager_scores(fn, iterates, batch_labels) for iterates, batch_labels
-                in zip(cached, batches) for fn in scorers]
+        return [eager_scores(fn, iterates, labels_of_batch) for iterates, labels_of_batch
+                in zip(cached, batch_labels) for fn in scorers]
 
-    one_model, one_batch, one_labels = scorers[1], cached[0], batches[0]
+    one_model, one_batch, one_labels = scorers[1], cached[0], batch_labels[0]
     compiled = compiled_correct(one_model)
     times = harness.time_alternating({
         "kernel_eager": lambda: eager_scores(one_model, one_batch, one_labels),
