@@ -44,8 +44,8 @@ def main(argv=None) -> None:
     from tf_atalp.attacks import PGD
     from tf_atalp.attacks.base import correct_predictions
     from tf_atalp.attacks.model_fns import inference_logits
-    from tf_atalp.evaluation.transfer import (
-        IterateCache, compiled_correct, evaluate_transfer, score_iterates)
+    from tf_atalp.evaluation.iterate_cache import IterateCache
+    from tf_atalp.evaluation.transfer import compiled_correct, evaluate_transfer, score_iterates
 
     settings = harness.Settings(mode=harness.FULL, image_size=32, width=16, num_classes=17,
                                 batch_size=args.batch_size)

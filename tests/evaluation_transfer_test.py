@@ -7,7 +7,8 @@ from tests.evaluation_fixtures import CountingModel, conv_data, conv_model, data
 from tf_atalp.attacks import PGD, Restarts, WorstCase, inference_logits
 from tf_atalp.evaluation import evaluate_robustness, evaluate_transfer
 from tf_atalp.evaluation.per_example import decode_outcomes
-from tf_atalp.evaluation.transfer import IterateCache, compiled_correct, score_iterates
+from tf_atalp.evaluation.iterate_cache import IterateCache
+from tf_atalp.evaluation.transfer import compiled_correct, score_iterates
 
 
 class IteratesTest(tf.test.TestCase):

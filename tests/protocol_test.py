@@ -13,7 +13,7 @@ from tests.protocol_fixtures import protocol_workspace, write_masks
 from tf_atalp.attacks import Restarts
 from tf_atalp.evaluation import evaluate_robustness
 from tf_atalp.evaluation.loading import load_model_for_eval
-from tf_atalp.evaluation.transfer import IterateCache
+from tf_atalp.evaluation.iterate_cache import IterateCache
 from tf_atalp.protocol import (
     ProtocolConfig, paper_setting, prepare_protocol, run_protocol, strong_setting)
 from tf_atalp.protocol import cell_runs

@@ -217,6 +217,30 @@ class StudyMainTest(tf.test.TestCase):
         self.assertEqual(whole["unfinished_entries"], [])
         self.assertNotIn("Partial report", open(os.path.join(self.report, "report.md")).read())
 
+    def test_a_new_process_scores_the_stored_black_box_images(self):
+        iterates = os.path.join(self.study_dir, "iterates")
+
+        def stored():
+            return {name: os.stat(os.path.join(iterates, name)).st_mtime_ns
+                    for name in os.listdir(iterates)}
+
+        def black_box_series():
+            with open(os.path.join(self.report, "protocol", "pat", "protocol_results.json")) as f:
+                series = json.load(f)["series"]
+            return [s for s in series if s["column"] == "black_box"]
+
+        before, numbers = stored(), black_box_series()
+        self.assertTrue(before and all(name.endswith(".npz") for name in before))
+        self.assertTrue(numbers)
+        # pat's protocol is lost: the next process runs it again, crafting nothing.
+        shutil.rmtree(os.path.join(self.report, "protocol", "pat"))
+        os.remove(os.path.join(self.report, "cells", "protocol__pat.json"))
+        rerun = run_study(self.study_dir)
+        self.assertEqual(rerun.returncode, 0, rerun.stderr[-3000:])
+        self.assertIn("paper protocol on pat (2 seed(s)): to run", rerun.stdout)
+        self.assertEqual(stored(), before)  # read, not written again
+        self.assertEqual(black_box_series(), numbers)
+
     def test_a_study_resumed_on_a_new_machine_keeps_the_finished_entries(self):
         # A new machine: no trained model (runs/ is never committed), and at_alp unfinished
         # (its cells were not recorded). Only the black-box source and at_alp train again.

@@ -25,6 +25,7 @@ from tf_atalp.attacks.composite import Restarts
 from tf_atalp.attacks.model_fns import inference_logits, one_per_model
 from tf_atalp.attacks.pgd import PGD
 from tf_atalp.data.datasets import first_examples
+from tf_atalp.evaluation.iterate_cache import ITERATES, IterateCache
 from tf_atalp.evaluation.per_example import encode_outcomes
 from tf_atalp.evaluation.robustness import per_class_counts
 from tf_atalp.seeds import derive_seed
@@ -65,33 +66,6 @@ def _single_pgd(attack) -> PGD:
     if attack.targeted:
         raise ValueError("Transfer accuracy is measured with untargeted attacks.")
     return attack
-
-
-class IterateCache:
-    """Iterates crafted on a source, and the source's own predictions on them, kept in
-    memory so that scoring them on other targets later crafts (and rescores) nothing again.
-
-    One cache serves many `evaluate_transfer` calls (a study runs the protocol
-    once per entry, every time with the same black-box sources and test
-    images): each call names what its iterates depend on beyond the attack
-    and the batch (`cache_key`: the source's weights and the data), and a
-    later call with the same key, attack, counts, batch and seed gets the
-    same tensors back. Memory: every scored iterate of every batch, e.g.
-    272 images of 32 px x 20 counts x 3 radii is about 200 MB per source
-    and setting.
-    """
-
-    def __init__(self):
-        self._iterates = {}
-        self.crafted = 0  # batches crafted (the others came from the cache)
-
-    def iterates(self, key: tuple, craft: Callable[[], dict]) -> dict:
-        """What is stored under `key` (iterates and the source's scores), made by `craft()`
-        the first time."""
-        if key not in self._iterates:
-            self._iterates[key] = craft()
-            self.crafted += 1
-        return self._iterates[key]
 
 
 class _Tally:
@@ -216,14 +190,14 @@ def evaluate_transfer(source: Callable,
         for index, (pgd, ks) in enumerate(zip(pgds, counts)):
             def craft(pgd=pgd, ks=ks):
                 iterates = pgd.iterates(source_fn, images, labels, at=ks, seed=batch_seed)
-                return {"iterates": iterates,
+                return {ITERATES: iterates,
                         SOURCE: score_iterates(correct[SOURCE], iterates, ks, labels)}
             if cache is None:
                 crafted = craft()
             else:
                 crafted = cache.iterates((cache_key, json.dumps(pgd.get_config(), sort_keys=True),
                                           tuple(ks), batch_index, batch_seed), craft)
-            iterates = crafted["iterates"]
+            iterates = crafted[ITERATES]
             if observe is not None:
                 observe(batch_index, images, labels, pgd.epsilon, iterates[ks[-1]])
             for name in scorers:

@@ -25,7 +25,7 @@ from absl import logging
 from tf_atalp.analysis.key_regions import KeyRegionTally, load_masks
 from tf_atalp.evaluation.config import DEFAULT_EOT_SAMPLES, DEFAULT_RANDOM_DRAWS, EvalConfig
 from tf_atalp.evaluation.preparation import prepare_evaluation
-from tf_atalp.evaluation.transfer import IterateCache
+from tf_atalp.evaluation.iterate_cache import IterateCache
 from tf_atalp.io_utils import atomic_write_json, atomic_write_text
 from tf_atalp.output_checks import check_output_dir
 from tf_atalp.protocol import analyses, cell_runs
@@ -63,8 +63,8 @@ class Cell:
 class Protocol:
     """A checked protocol run: config, models, data and the masks for Table 2 (or None).
 
-    `iterate_cache`: black-box sources' iterates kept across protocol runs in
-    one process (see `prepare_protocol`); None: crafted in each run.
+    `iterate_cache`: black-box sources' iterates kept across protocol runs (in
+    one process, or on disk: see `prepare_protocol`); None: crafted in each run.
     """
 
     config: ProtocolConfig

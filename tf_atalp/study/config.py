@@ -22,6 +22,7 @@ GRAY_BOX_MODES = ("paired", "none")  # paired: seed s attacked from seed s+1 (mo
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 RUNS_DIR = "runs"  # trained model_dirs (never committed)
 LOGS_DIR = "logs"  # each training command's output (never committed)
+ITERATES_DIR = "iterates"  # the black-box sources' PGD iterates, kept for resumes (never committed)
 REPORT_DIR = "report"  # report.md, tables, figures, cells (committed)
 
 
@@ -181,6 +182,10 @@ class StudyConfig:
     @property
     def logs_dir(self) -> str:
         return os.path.join(self.study_dir, LOGS_DIR)
+
+    @property
+    def iterates_dir(self) -> str:
+        return os.path.join(self.study_dir, ITERATES_DIR)
 
     @property
     def report_dir(self) -> str:

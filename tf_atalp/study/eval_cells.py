@@ -119,7 +119,8 @@ def run_protocol_cell(protocol_settings: ProtocolConfig, black_box_digests: dict
     the black-box sources' weights digests it was crafted with.
 
     `iterate_cache`: an `IterateCache` the study's entries share (the
-    black-box images are crafted once per process, scored on every entry).
+    black-box images are crafted once, kept in the study's `iterates/`
+    folder, and scored on every entry, also by a resumed process).
     """
     protocol = prepare_protocol(protocol_settings, iterate_cache=iterate_cache)
     document = run_protocol(protocol, command=shlex.split(protocol_command(protocol_settings)),

@@ -32,7 +32,7 @@ import json
 import os
 import time
 
-from tf_atalp.evaluation.transfer import IterateCache
+from tf_atalp.evaluation.iterate_cache import IterateCache
 from tf_atalp.io_utils import atomic_write_json
 from tf_atalp.machine import machine_summary
 from tf_atalp.output_checks import check_output_dir
@@ -64,7 +64,8 @@ class Study:
     train_cells: list[TrainCell]
     epsilons: tuple[float, ...]
     store: CellStore
-    # The black-box sources' PGD iterates, crafted once and scored on every entry.
+    # The black-box sources' PGD iterates, crafted once (kept in `config.iterates_dir`
+    # across processes) and scored on every entry.
     iterate_cache: IterateCache = dataclasses.field(default_factory=IterateCache)
 
     @property
@@ -93,7 +94,7 @@ def prepare_study(config: StudyConfig) -> Study:
     check(training_epsilon > 0 or config.epsilons is not None,
           "No target has a training epsilon: set `epsilons` for the evaluation.")
     return Study(config, cells, study_epsilons(config, training_epsilon),
-                 CellStore(config.report_dir))
+                 CellStore(config.report_dir), IterateCache(config.iterates_dir))
 
 
 class Progress:
@@ -255,11 +256,13 @@ def _estimates(study: Study, to_train: list[TrainCell], eval_cells: list[dict]) 
         c.run_config, c.prepared.steps_per_epoch, steps[tuple(c.argv[:-2])],
         gradient[c.name])) for c in to_train}
     lengths = (max(config.paper_iterations), config.strong_iterations)
-    # The black-box iterates are crafted by the first protocol this process runs, then cached.
+    # The black-box iterates are crafted by the first protocol to run, then cached (on disk:
+    # a resumed study whose cache folder holds iterates is taken to craft none).
     order = [entry.label for entry in config.run_order]
     protocols = sorted((c for c in pending_eval if c["kind"] == "protocol"),
                        key=lambda c: order.index(c["entry"]))
-    crafting = protocols[0]["key"] if protocols else None
+    crafting = (protocols[0]["key"] if protocols and not study.iterate_cache.stored_files()
+                else None)
     for cell in eval_cells:
         if cell["kind"] == "protocol":
             seconds = 0.0
